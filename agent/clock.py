@@ -6,7 +6,10 @@ real time; the bench injects :class:`MonotonicClock`.
 
 import asyncio
 import time
-from typing import Protocol, runtime_checkable
+from collections.abc import Awaitable
+from typing import Protocol, TypeVar, runtime_checkable
+
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -25,6 +28,14 @@ class Clock(Protocol):
         """Wait asynchronously until ``seconds`` have passed on this clock."""
         ...
 
+    async def wait_for(self, aw: Awaitable[T], timeout: float) -> T:
+        """Await real I/O, giving up with :class:`TimeoutError` after ``timeout`` seconds.
+
+        Stall detection on sockets goes through here, so a simulation can
+        compress the real waiting while its clock still counts the full window.
+        """
+        ...
+
 
 class MonotonicClock:
     """Real time, for the bench and for production."""
@@ -38,3 +49,6 @@ class MonotonicClock:
 
     async def asleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
+
+    async def wait_for(self, aw: Awaitable[T], timeout: float) -> T:
+        return await asyncio.wait_for(aw, timeout)

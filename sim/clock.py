@@ -1,6 +1,11 @@
 """A virtual clock: simulated time that advances only when told to."""
 
 import asyncio
+import time
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class VirtualClock:
@@ -8,10 +13,19 @@ class VirtualClock:
 
     ``sleep`` and ``asleep`` advance the time at once; devices (the chip model,
     the SPI port) call :meth:`advance` for the time their work takes.
+
+    Real I/O (the blob server is a real HTTP peer on loopback) cannot be made
+    virtual, so :meth:`wait_for` waits for it in real time: a wait that ends
+    counts its real duration, and a wait that times out counts the whole
+    ``timeout`` while having waited only ``timeout * io_time_scale`` real
+    seconds. A 30 s stall window thus costs 30 ms of wall time by default.
     """
 
-    def __init__(self, start: float = 0.0) -> None:
+    def __init__(self, start: float = 0.0, *, io_time_scale: float = 0.001) -> None:
+        if not 0 < io_time_scale <= 1:
+            raise ValueError(f"io_time_scale must be in (0, 1], got {io_time_scale}")
         self._now = float(start)
+        self.io_time_scale = io_time_scale
 
     def monotonic(self) -> float:
         return self._now
@@ -35,6 +49,16 @@ class VirtualClock:
         if seconds > 0:
             self._now += seconds
         await asyncio.sleep(0)
+
+    async def wait_for(self, aw: Awaitable[T], timeout: float) -> T:
+        started = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(aw, max(0.0, timeout) * self.io_time_scale)
+        except TimeoutError:
+            self._now += max(0.0, timeout)
+            raise
+        self._now += time.perf_counter() - started
+        return result
 
     def __repr__(self) -> str:
         return f"VirtualClock(t={self._now:.6f}s)"
