@@ -39,6 +39,7 @@ SR1_WEL = 0x02
 READ_DATA_MAX_HZ = 50e6  # datasheet 9.6: fR, clock for 03h
 PAYLOAD_MAX = 0xFF00  # pyftdi SpiController.PAYLOAD_MAX_LENGTH, each direction
 SFDP_SIGNATURE = b"SFDP"  # JESD216 6.2.1
+_RDSR1, _WREN = bytes([READ_SR1]), bytes([WRITE_ENABLE])
 
 
 def _power_of_two(value: int) -> bool:
@@ -125,6 +126,10 @@ def _hex(data: bytes) -> str:
     return " ".join(f"{b:02x}" for b in data)
 
 
+def _what(op: str, address: int | None) -> str:
+    return op if address is None else f"{op} at 0x{address:06x}"
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.4g} ms" if seconds < 10 else f"{seconds:.4g} s"
 
@@ -199,7 +204,7 @@ class SpiFlash:
 
     def read_status(self) -> int:
         """Status Register-1: SRP SEC TB BP2 BP1 BP0 WEL BUSY (05h, datasheet 7.1)."""
-        return self._port.exchange(bytes([READ_SR1]), 1)[0]
+        return self._port.exchange(_RDSR1, 1)[0]
 
     def read_sr2(self) -> int:
         """Status Register-2: SUS CMP LB3 LB2 LB1 (R) QE SRL (35h)."""
@@ -255,10 +260,9 @@ class SpiFlash:
         while pos < len(data):
             at = address + pos
             n = min(page - at % page, len(data) - pos)
-            what = f"page program at 0x{at:06x}"
-            self._write_enable(what)
+            self._write_enable("page program", at)
             self._port.exchange(bytes([PAGE_PROGRAM]) + at.to_bytes(3, "big") + data[pos : pos + n])
-            self._finish(what, "tPP")
+            self._finish("page program", at, "tPP")
             pos += n
         if self._verify and data:
             self._check_readback("program", address, data)
@@ -288,7 +292,7 @@ class SpiFlash:
         while address < end:
             for unit, opcode, name, param in units:
                 if address % unit == 0 and end - address >= unit:
-                    self._erase_unit(opcode, address, f"{name} at 0x{address:06x}", param)
+                    self._erase_unit(opcode, address, name, param)
                     address += unit
                     break
         if self._verify and length:
@@ -304,11 +308,11 @@ class SpiFlash:
         if self._verify:
             self._check_readback("erase", 0, b"\xff" * self.size)
 
-    def _erase_unit(self, opcode: int, address: int | None, what: str, param: str) -> None:
-        self._write_enable(what)
+    def _erase_unit(self, opcode: int, address: int | None, op: str, param: str) -> None:
+        self._write_enable(op, address)
         tail = b"" if address is None else address.to_bytes(3, "big")
         self._port.exchange(bytes([opcode]) + tail)
-        self._finish(what, param)
+        self._finish(op, address, param)
 
     # Waiting --------------------------------------------------------------------------
 
@@ -320,39 +324,53 @@ class SpiFlash:
         """
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
-        interval = self._poll_interval_s or timeout_s / (64 * self._margin)
+        start = self._clock.monotonic()
+        status = self._poll(timeout_s, first_wait_s)
+        if status & SR1_BUSY:
+            elapsed = self._clock.monotonic() - start
+            raise FlashTimeout(f"{self.part.name} still BUSY {_ms(elapsed)} after {what}")
+        return status
+
+    def _poll(self, timeout_s: float, first_wait_s: float) -> int:
+        """SR1 once BUSY clears, or the last SR1 (BUSY set) once ``timeout_s`` passed."""
         clock = self._clock
-        start = clock.monotonic()
+        interval = self._poll_interval_s or timeout_s / (64 * self._margin)
         wait = min(first_wait_s, timeout_s) or interval
+        start = clock.monotonic()
         while True:
-            status = self.read_status()
+            status = self._port.exchange(_RDSR1, 1)[0]
             if not status & SR1_BUSY:
                 return status
             elapsed = clock.monotonic() - start
             if elapsed >= timeout_s:
-                raise FlashTimeout(f"{self.part.name} still BUSY {_ms(elapsed)} after {what}")
+                return status
             clock.sleep(min(wait, timeout_s - elapsed))
             wait = interval
 
-    def _finish(self, what: str, param: str) -> None:
+    def _finish(self, op: str, address: int | None, param: str) -> None:
         """Wait out an operation; WEL still set afterwards means the chip ignored it."""
         typ, worst = self._times[param]
-        status = self.wait_ready(
-            worst * self._margin,
-            f"{what} (datasheet max {param} {_ms(worst)})",
-            first_wait_s=typ,
-        )
+        start = self._clock.monotonic()
+        status = self._poll(worst * self._margin, typ)
+        if status & SR1_BUSY:
+            elapsed = self._clock.monotonic() - start
+            raise FlashTimeout(
+                f"{self.part.name} still BUSY {_ms(elapsed)} after {_what(op, address)} "
+                f"(datasheet max {param} {_ms(worst)})"
+            )
         if status & SR1_WEL:
             # A completed program/erase clears WEL (datasheet 7.1.2); a refused one never starts.
             detail = self._protection(status)
+            what = _what(op, address)
             raise ProtectedError(f"{what} was ignored by the chip (WEL still 1 after it); {detail}")
 
-    def _write_enable(self, what: str) -> None:
-        self._port.exchange(bytes([WRITE_ENABLE]))
-        status = self.read_status()
+    def _write_enable(self, op: str, address: int | None) -> None:
+        self._port.exchange(_WREN)
+        status = self._port.exchange(_RDSR1, 1)[0]
         if not status & SR1_WEL:
             raise ProtectedError(
-                f"write enable (06h) did not latch before {what}; {self._protection(status)}"
+                f"write enable (06h) did not latch before {_what(op, address)}; "
+                f"{self._protection(status)}"
             )
 
     def _protection(self, sr1: int) -> str:

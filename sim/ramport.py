@@ -140,6 +140,11 @@ class RamSpiPort:
     def _program(self, address: int, data: bytes) -> None:
         """AND the data into one page, wrapping at its end; only the last 256 bytes count."""
         base, offset = address - address % PAGE, address % PAGE
+        if offset == 0 and len(data) == PAGE:  # the common case: one whole page
+            old = int.from_bytes(self.memory[base : base + PAGE], "big")
+            new = old & int.from_bytes(data, "big")
+            self.memory[base : base + PAGE] = new.to_bytes(PAGE, "big")
+            return
         kept = data[-PAGE:]
         first = (offset + len(data) - len(kept)) % PAGE  # where the first kept byte lands
         pattern = bytearray(b"\xff" * PAGE)
