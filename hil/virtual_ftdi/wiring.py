@@ -92,6 +92,8 @@ class FlashWiring:
             else:
                 self.chip.power_on()
                 self.power_cycles += 1
+        if self.pins.wp is not None and hasattr(self.chip, "wp"):
+            self.chip.wp = self._high(self.pins.wp, pulled_up=True)  # /WP level (datasheet 4.3)
         cs_low = not self._high(self.pins.cs, pulled_up=True)
         if cs_low and not self._cs_low and self.chip.powered:
             self.chip.select()  # a falling /CS edge starts an instruction (datasheet 8.1)
@@ -106,7 +108,8 @@ class FlashWiring:
         return 0xFFFF
 
     def shift(self, out: bytes, sck_hz: float) -> bytes:
-        got = self.chip.transfer(out) if self.selected else b"\xff" * len(out)
+        live = self.selected and self.chip.powered
+        got = self.chip.transfer(out) if live else b"\xff" * len(out)
         self.bytes_clocked += len(out)
         self.clock.advance(len(out) * 8 / sck_hz)
         return got

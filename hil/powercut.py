@@ -1,0 +1,122 @@
+"""Bench power cuts: cut the flash's supply at a chosen program or erase.
+
+:class:`PowerCutPort` wraps the rig's SPI port. It counts the non-volatile writes
+the driver sends (page program, erases, security-register program/erase, status
+register writes: datasheet 8.2; each starts when /CS rises, datasheet 8.2.1), and
+after the ``after_op``-th it waits ``delay_s`` into the operation, then drives the
+supply switch off. From then on every exchange raises :class:`agent.errors.PowerLoss`,
+as a simulated port does, until :meth:`PowerCutPort.restore` powers the chip again
+(after the rig's ``off_time_s``); the test then boots a fresh agent on the port.
+"""
+
+from dataclasses import dataclass
+
+from agent.clock import Clock
+from agent.errors import PowerLoss
+from agent.spi import SpiPort
+
+from .port import PowerSwitch
+
+# W25Q128JV datasheet 8.1: instructions that start an internal program/erase cycle.
+NONVOLATILE_WRITES = frozenset(
+    {
+        0x02,  # page program
+        0x32,  # quad page program
+        0x20,  # sector erase 4 KiB
+        0x52,  # block erase 32 KiB
+        0xD8,  # block erase 64 KiB
+        0xC7,  # chip erase
+        0x60,  # chip erase
+        0x42,  # program security register
+        0x44,  # erase security register
+        0x01,  # write status register-1
+        0x31,  # write status register-2
+        0x11,  # write status register-3
+    }
+)
+
+
+@dataclass(frozen=True)
+class CutPlan:
+    """Cut power ``delay_s`` after the ``after_op``-th program/erase command (1-based)."""
+
+    after_op: int
+    delay_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.after_op, bool) or not isinstance(self.after_op, int):
+            raise ValueError(f"after_op must be an int, got {self.after_op!r}")
+        if self.after_op < 1:
+            raise ValueError(
+                f"after_op must be >= 1 (the first program/erase), got {self.after_op}"
+            )
+        if not 0 <= self.delay_s <= 300:
+            raise ValueError(f"delay_s must be in [0, 300] s, got {self.delay_s}")
+
+
+class PowerCutPort:
+    """An :class:`agent.spi.SpiPort` that cuts the supply as its :class:`CutPlan` says."""
+
+    def __init__(self, port: SpiPort, switch: PowerSwitch, clock: Clock, plan: CutPlan):
+        self._port = port
+        self._switch = switch
+        self._clock = clock
+        self.plan = plan
+        self.ops_sent = 0
+        self.cut_at: float | None = None  # clock time of the cut
+        self.cuts = 0  # a plan cuts once; make a new port for the next cut
+        self._opcode: int | None = None
+
+    @property
+    def powered(self) -> bool:
+        return self.cut_at is None
+
+    @property
+    def frequency(self) -> float:
+        return self._port.frequency
+
+    def set_frequency(self, frequency: float) -> None:
+        self._port.set_frequency(frequency)
+
+    def exchange(
+        self,
+        out: bytes | bytearray = b"",
+        readlen: int = 0,
+        start: bool = True,
+        stop: bool = True,
+        duplex: bool = False,
+        droptail: int = 0,
+    ) -> bytes:
+        if not self.powered:
+            raise PowerLoss(f"flash supply cut after program/erase #{self.ops_sent}")
+        if start:
+            self._opcode = out[0] if out else None
+        data = self._port.exchange(out, readlen, start, stop, duplex, droptail)
+        if stop:
+            self._after_transaction()
+        return bytes(data)
+
+    def read(self, readlen: int = 0, start: bool = True, stop: bool = True) -> bytes:
+        return self.exchange(b"", readlen, start, stop)
+
+    def write(self, out: bytes | bytearray, start: bool = True, stop: bool = True) -> None:
+        self.exchange(out, 0, start, stop)
+
+    def _after_transaction(self) -> None:
+        opcode, self._opcode = self._opcode, None
+        if opcode not in NONVOLATILE_WRITES:
+            return
+        self.ops_sent += 1
+        if self.ops_sent == self.plan.after_op and self.cuts == 0:
+            self.cuts += 1
+            self._clock.sleep(self.plan.delay_s)
+            self._switch.off()
+            self.cut_at = self._clock.monotonic()
+
+    def restore(self) -> None:
+        """Hold the supply off for the rig's ``off_time_s``, then power the chip again."""
+        if self.powered:
+            raise RuntimeError("restore() without a cut: the supply was never cut")
+        self._clock.sleep(self._switch.off_time_s)
+        self._switch.on()
+        self.cut_at = None

@@ -1,0 +1,146 @@
+"""The port fixture shared by simulation and the bench (issue 6).
+
+``flash_port`` / ``flash_clock`` are parametrised over ``sim`` (a fresh W25Q128 model
+behind :class:`sim.spi.SimSpiPort`, on a virtual clock) and ``hil`` (the rig's own
+pyftdi ``SpiPort``: a real adapter with real time, or the virtual FT232H on the
+model's virtual clock). Each param carries its marker, so ``pytest -m sim`` runs
+the simulator variant and ``pytest -m hil --rig FILE`` the bench variant of the
+very same test. Destructive tests stay inside ``flash_scratch``, which on a bench
+lies in the rig's ``[flash] test_region`` and is restored afterwards.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from agent.clock import Clock
+from agent.spi import SpiPort
+from hil.port import Bench, open_bench
+from hil.raw import T_BE64_S, RawNor
+from hil.rig import Rig
+
+NO_RIG = (
+    "no bench rig configured: run with --rig fixtures/rigs/virtual.toml (the virtual "
+    "FT232H, no hardware) or a real rig file such as fixtures/rigs/ft232h-example.toml, "
+    "or set OTA_HIL_RIG"
+)
+SCRATCH_SIZE = 4 * 4096  # four sectors: enough for every shared test, quick to restore
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """Sectors a test may erase and program: ``base`` up to ``base + size``."""
+
+    base: int
+    size: int
+
+
+@dataclass
+class FlashTarget:
+    """One variant: its port and clock, the rig (None in simulation), the bench if any."""
+
+    kind: str
+    port: SpiPort
+    clock: Clock
+    rig: Rig | None = None
+    bench: Bench | None = None
+    chip: Any = None
+
+
+def _skip_no_rig() -> None:
+    pytest.skip(NO_RIG)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Report every no-rig skip at one place, so ``-ra`` folds them into one line."""
+    outcome = yield
+    report = outcome.get_result()
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and longrepr[2].endswith(NO_RIG):
+        report.longrepr = (__file__, _skip_no_rig.__code__.co_firstlineno + 1, longrepr[2])
+
+
+@pytest.fixture(scope="session")
+def rig(request) -> Rig:
+    """The rig file named by --rig (or OTA_HIL_RIG); skips when there is none."""
+    path = request.config.getoption("--rig")
+    if not path:
+        _skip_no_rig()
+    return Rig.load(path)
+
+
+def _sim_target() -> Iterator[FlashTarget]:
+    from sim.clock import VirtualClock
+    from sim.spi import SimSpiPort
+    from sim.w25q128 import W25Q128
+
+    clock = VirtualClock()
+    chip = W25Q128(clock=clock, seed=0, timing="typical")
+    yield FlashTarget("sim", SimSpiPort(chip), clock, chip=chip)
+
+
+def _hil_target(rig: Rig) -> Iterator[FlashTarget]:
+    with open_bench(rig) as bench:
+        yield FlashTarget("hil", bench.port, bench.clock, rig, bench, bench.chip)
+
+
+@pytest.fixture(
+    params=[pytest.param("sim", marks=pytest.mark.sim), pytest.param("hil", marks=pytest.mark.hil)]
+)
+def flash_target(request) -> Iterator[FlashTarget]:
+    if request.param == "sim":
+        yield from _sim_target()
+    else:
+        yield from _hil_target(request.getfixturevalue("rig"))
+
+
+@pytest.fixture
+def flash_port(flash_target: FlashTarget) -> SpiPort:
+    """The SPI port onto a W25Q128: simulated or on the bench."""
+    return flash_target.port
+
+
+@pytest.fixture
+def flash_clock(flash_target: FlashTarget) -> Clock:
+    """The clock that goes with ``flash_port`` (virtual, or real on a real rig)."""
+    return flash_target.clock
+
+
+@pytest.fixture
+def flash_scratch(flash_target: FlashTarget) -> Iterator[Scratch]:
+    """Four sectors the test may destroy; on a bench, saved first and restored after."""
+    if flash_target.rig is None:
+        yield Scratch(0xF00000, SCRATCH_SIZE)
+        return
+    base = flash_target.rig.test_region[0]
+    nor = RawNor(flash_target.port, flash_target.clock, record=False)
+    saved = nor.read(base, SCRATCH_SIZE)
+    yield Scratch(base, SCRATCH_SIZE)
+    nor.reset()  # leave no suspend or write enable behind (datasheet 8.2.43)
+    nor.wait_idle(T_BE64_S)
+    for offset in range(0, SCRATCH_SIZE, 4096):
+        nor.erase(base + offset)
+        nor.wait_idle(T_BE64_S)
+    for offset in range(0, SCRATCH_SIZE, 256):
+        page = saved[offset : offset + 256]
+        if page != b"\xff" * 256:
+            nor.program(base + offset, page)
+            nor.wait_idle(T_BE64_S)
+    if nor.read(base, SCRATCH_SIZE) != saved:
+        pytest.fail(f"could not restore the test region at 0x{base:06X} after the test")
+
+
+@pytest.fixture
+def requires_capability(flash_target: FlashTarget) -> Callable[[str], None]:
+    """Call with a capability name; skips the bench variant if the rig lacks it."""
+
+    def check(capability: str) -> None:
+        if flash_target.rig is not None:
+            reason = flash_target.rig.lacks(capability)
+            if reason:
+                pytest.skip(reason)
+
+    return check
