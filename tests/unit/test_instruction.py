@@ -12,6 +12,8 @@ import logging
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.instruction import Instruction, InvalidInstruction, parse_instruction
 from agent.redact import redact
@@ -31,7 +33,7 @@ def info(**changes: object) -> dict:
     doc: dict = {"version": 3, "size": len(IMAGE), "url": URL, "sas": SAS, "sha256": SHA}
     for key, value in changes.items():
         if value is ...:
-            doc.pop(key)
+            doc.pop(key, None)
         else:
             doc[key] = value
     return doc
@@ -500,3 +502,47 @@ def test_redact_handles_url_encoded_and_mixed_case_keys() -> None:
     does, case-insensitively."""
     out = redact(f"next=https%3A%2F%2Fh%2Fc%2Fb%3Fsig%3D{SIG} SIG={SIG}")
     assert SIG not in out
+
+
+# --- any document ------------------------------------------------------------------------
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+_field_values = st.one_of(
+    _json,
+    st.integers(min_value=-2, max_value=2**40),
+    st.sampled_from([URL, URL + "?a=b", "http://127.0.0.1/c/b", SHA, SHA.lower(), SAS]),
+)
+
+
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(["version", "size", "url", "sas", "sha256", "extra"]),
+        _field_values | st.just(...),
+        max_size=5,
+    )
+)
+def test_any_extfwinfo_parses_or_is_invalid_never_crashes(changes: dict) -> None:
+    """Weakness #3 in general: whatever the cloud sends in extFwInfo, the parser returns an
+    instruction or raises InvalidInstruction (reported as invalid), never another error,
+    and never echoes the signature."""
+    try:
+        got = parse_instruction(patch(**changes), allow_http_loopback=True)
+    except InvalidInstruction as exc:
+        assert SIG not in str(exc)
+    else:
+        assert isinstance(got, Instruction) and got.version > 0 and got.size > 0
+
+
+@given(doc=_json)
+def test_any_json_document_parses_or_is_invalid_never_crashes(doc: object) -> None:
+    """Any JSON value delivered as a twin document gives None, an instruction, or
+    InvalidInstruction: nothing else escapes to crash the agent."""
+    try:
+        got = parse_instruction(doc)  # type: ignore[arg-type]
+    except InvalidInstruction:
+        return
+    assert got is None or isinstance(got, Instruction)
