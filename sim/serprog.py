@@ -506,14 +506,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.close()
-        _persist(chip)
+        chip.close()  # flushes a file-backed array (--image) and its non-volatile registers
     return 0
-
-
-def _persist(chip: object) -> None:
-    """Write a file-backed array back to its image (a no-op for an in-memory chip)."""
-    for method in ("close", "flush", "save"):
-        persist = getattr(chip, method, None)
-        if callable(persist):
-            persist()
-            return
