@@ -1,0 +1,479 @@
+"""The OTA agent's state machine: instruction in, image applied, every step resumable.
+
+On every start the agent derives where it is from flash alone (the progress record,
+the staged and current image files, and the target's version), so a power cut at
+any instant, during a download, a verify, an install or the record's rename,
+resumes correctly. It keeps the original design's cloud contract
+(``shared/notes/reference-design.md``) without its weaknesses:
+
+* versions only increase: an instruction not newer than what is installed is
+  refused and reported, never re-applied (weakness 8);
+* the same instruction delivered again (a reconnect) continues where it was; a
+  different one supersedes the job in hand cleanly;
+* the image is verified by reading it back from flash, so what is applied is what
+  is stored, not what went past on the wire;
+* the last applied image is kept until a new one is verified and applied; if both
+  cannot fit, the new instruction is refused rather than the good image destroyed;
+* apply is idempotent: it runs only while the target's version is below the
+  staged one, so a cut during install just installs again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import aiohttp
+
+from agent.clock import Clock
+from agent.cloud import Twin, merge_patch
+from agent.download import Downloader, DownloadError, DownloadPolicy
+from agent.errors import PowerLoss
+from agent.instruction import Instruction, InvalidInstruction, parse_instruction
+from agent.record import Job, Record, RecordError, State, load_record
+from agent.report import ErrorText, Report, Status, percent, to_reported
+from agent.staging import (
+    CURRENT_PATH,
+    OTA_DIR,
+    RECORD_PATH,
+    STAGED_PATH,
+    ImageStaging,
+    Journal,
+)
+from agent.storage import Flash, Geometry, Storage, StorageError
+from agent.target import McuTarget
+
+log = logging.getLogger(__name__)
+
+VERIFY_CHUNK_BYTES = 4096
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentConfig:
+    """How an agent is set up; every field has the original design's value or a safe one."""
+
+    geometry: Geometry = field(default_factory=Geometry)
+    download: DownloadPolicy = field(default_factory=DownloadPolicy)
+    allow_http_loopback: bool = False
+    progress_step_percent: int = 5
+    retry_interval_s: float = 60.0  # after `interrupted`, try again on our own (jittered)
+    space_reserve_blocks: int = 8  # littlefs metadata and copy-on-write headroom
+    format_blank: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.progress_step_percent <= 100:
+            raise ValueError(
+                f"progress_step_percent must be 1..100, got {self.progress_step_percent}"
+            )
+        if self.retry_interval_s < 0:
+            raise ValueError(f"retry_interval_s must be >= 0, got {self.retry_interval_s}")
+        if self.space_reserve_blocks < 0:
+            raise ValueError(f"space_reserve_blocks must be >= 0, got {self.space_reserve_blocks}")
+
+
+class Outcome(Enum):
+    """What became of one attempt at the desired instruction."""
+
+    DONE = "done"  # applied, refused or failed for good: wait for a new instruction
+    RETRY = "retry"  # interrupted: try again after a while or on redelivery
+
+
+class Agent:
+    """One boot of the OTA agent. A power cut ends it (:class:`PowerLoss` escapes
+    :meth:`run`); the device then boots a new :class:`Agent` on the same flash."""
+
+    def __init__(
+        self,
+        *,
+        flash: Flash,
+        twin: Twin,
+        target: McuTarget,
+        clock: Clock,
+        config: AgentConfig | None = None,
+        rng: random.Random | None = None,
+        session_factory: Callable[[], aiohttp.ClientSession] | None = None,
+    ) -> None:
+        self.flash = flash
+        self.twin = twin
+        self.target = target
+        self.clock = clock
+        self.config = config or AgentConfig()
+        self.rng = rng or random.Random()
+        self._session_factory = session_factory or aiohttp.ClientSession
+        self.storage: Storage | None = None
+        self.journal: Journal | None = None
+        self.reports: list[Report] = []
+        self._last_report: Report | None = None
+        self._desired: dict[str, Any] = {}
+        self._wake = asyncio.Event()
+        self._progress_sent = -1
+        self._outbox: asyncio.Queue[Report] = asyncio.Queue()
+
+    # -- boot ---------------------------------------------------------------------
+
+    def boot(self) -> None:
+        """Mount the file system and finish whatever the record says was under way
+        that needs no network: finalising an apply, or applying a verified image."""
+        self.storage = Storage.mount(
+            self.flash, self.config.geometry, format_blank=self.config.format_blank
+        )
+        self.storage.makedirs(OTA_DIR)
+        try:
+            record = load_record(self.storage, RECORD_PATH)
+        except RecordError as exc:
+            log.error("progress record unusable, starting over from the target: %s", exc)
+            record = None
+        if record is None:
+            record = Record(installed_version=self.target.current_version())
+        self.journal = Journal(self.storage, record, RECORD_PATH)
+
+    def installed_version(self) -> int:
+        assert self.journal is not None
+        return max(self.target.current_version(), self.journal.record.installed_version)
+
+    # -- the main loop ------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Boot, connect, and serve instructions until cancelled or the power goes."""
+        self.boot()
+        async with self._session_factory() as session:
+            self._downloader = Downloader(
+                session,
+                self.clock,
+                policy=self.config.download,
+                rng=self.rng,
+                on_progress=self._on_progress,
+            )
+            self.twin.on_desired_patch(self._on_patch)
+            await self.twin.connect()
+            sender = asyncio.ensure_future(self._send_reports())
+            try:
+                await self._recover()
+                self._desired = merge_patch(await self.twin.get_desired(), self._desired)
+                await self._serve()
+            finally:
+                sender.cancel()
+                with contextlib.suppress(Exception):
+                    await self.twin.close()
+
+    async def _send_reports(self) -> None:
+        """Send reports to the twin one at a time, in the order they were made."""
+        while True:
+            report = await self._outbox.get()
+            try:
+                await self.twin.report(to_reported(report))
+            except Exception as exc:  # the cloud being away must not stop the agent
+                log.warning("could not send report %s: %s", report.status.value, exc)
+
+    async def _serve(self) -> None:
+        while True:
+            self._wake.clear()
+            desired = dict(self._desired)
+            outcome = await self._attempt(desired)
+            if outcome is Outcome.DONE:
+                await self._wake.wait()
+                continue
+            delay = self.rng.uniform(0.5, 1.0) * self.config.retry_interval_s
+            with contextlib.suppress(TimeoutError):
+                await self.clock.wait_for(self._wake.wait(), delay)
+
+    def _on_patch(self, patch: dict[str, Any]) -> None:
+        self._desired = merge_patch(self._desired, patch)
+        self._wake.set()
+
+    async def _attempt(self, desired: dict[str, Any]) -> Outcome:
+        """Work on ``desired`` until done, superseded by a different instruction, or failed."""
+        try:
+            instruction = self._parse(desired)
+        except InvalidInstruction as exc:
+            await self._report(
+                Report(Status.INVALID, ErrorText.INVALID_INSTRUCTION, detail=str(exc))
+            )
+            return Outcome.DONE
+        if instruction is None:
+            return Outcome.DONE
+        job = asyncio.ensure_future(self._work(instruction))
+        try:
+            return await self._supervise(job, instruction)
+        finally:
+            if not job.done():
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError, PowerLoss):
+                    await job
+
+    async def _supervise(self, job: asyncio.Future[Outcome], instruction: Instruction) -> Outcome:
+        """Wait for ``job``; cancel it when a different instruction arrives."""
+        while True:
+            waker = asyncio.ensure_future(self._wake.wait())
+            try:
+                done, _ = await asyncio.wait({job, waker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waker.cancel()
+            if job in done:
+                return job.result()
+            self._wake.clear()
+            try:
+                newer = self._parse(self._desired)
+            except InvalidInstruction:
+                newer = None  # reported when the job in hand ends; it keeps going
+            if newer is not None and newer.identity() != instruction.identity():
+                log.info("instruction superseded by version %d", newer.version)
+                self._wake.set()
+                return Outcome.RETRY
+
+    def _parse(self, desired: dict[str, Any]) -> Instruction | None:
+        return parse_instruction(
+            desired,
+            max_size=self.config.geometry.region_size,
+            allow_http_loopback=self.config.allow_http_loopback,
+        )
+
+    # -- one job ------------------------------------------------------------------
+
+    async def _work(self, instruction: Instruction) -> Outcome:
+        assert self.storage is not None and self.journal is not None
+        installed = self.installed_version()
+        if instruction.version <= installed:
+            if instruction.version == installed:
+                await self._report_applied(installed)
+            else:
+                await self._report(
+                    Report(
+                        Status.INVALID,
+                        ErrorText.NOT_NEWER,
+                        target_version=instruction.version,
+                        detail=f"version {instruction.version} is older than the installed "
+                        f"{installed}: rollback refused",
+                    )
+                )
+            return Outcome.DONE
+        record = self.journal.record
+        same_job = record.job is not None and record.job.identity() == instruction.identity()
+        if same_job and record.state is State.FAILED:
+            await self._report_failed(record)
+            return Outcome.DONE
+        fresh = not same_job or record.state in (State.IDLE, State.APPLIED)
+        if fresh and not await self._begin(instruction):
+            return Outcome.DONE
+        try:
+            if self.journal.record.state is State.DOWNLOADING:
+                if not await self._download(instruction):
+                    return Outcome.RETRY
+                if not await self._verify():
+                    return Outcome.DONE
+            await self._apply()
+        except StorageError as exc:
+            log.error("file operation failed: %s", exc)
+            await self._report(
+                Report(
+                    Status.ERROR,
+                    ErrorText.FILE_OPERATION_FAIL,
+                    target_version=instruction.version,
+                    detail=str(exc),
+                )
+            )
+            return Outcome.RETRY
+        return Outcome.DONE
+
+    async def _begin(self, instruction: Instruction) -> bool:
+        """Start a new job, unless the image cannot fit beside the last good one."""
+        assert self.storage is not None and self.journal is not None
+        self.storage.remove(STAGED_PATH)  # before the record names the new job
+        block = self.config.geometry.block_size
+        need = -(-instruction.size // block) * block + self.config.space_reserve_blocks * block
+        free = self.storage.free_bytes()
+        if need > free:
+            await self._report(
+                Report(
+                    Status.INVALID,
+                    ErrorText.NO_SPACE,
+                    target_version=instruction.version,
+                    detail=f"image of {instruction.size} bytes needs {need} bytes of flash; "
+                    f"{free} are free beside the last good image, which is kept",
+                )
+            )
+            return False
+        job = Job(
+            version=instruction.version,
+            sha256=instruction.sha256.hex().upper(),
+            size=instruction.size,
+            url=instruction.url,
+        )
+        base = self.journal.record
+        if base.installed_version < self.installed_version():
+            base = Record(installed_version=self.installed_version())
+        self.journal.save(base.begin(job))
+        self._progress_sent = -1
+        return True
+
+    async def _download(self, instruction: Instruction) -> bool:
+        assert self.storage is not None and self.journal is not None
+        staging = ImageStaging(self.storage, self.journal, STAGED_PATH)
+        await self._report_progress(staging.committed, instruction.size, force=True)
+        try:
+            await self._downloader.download(instruction, staging)
+        except DownloadError as exc:
+            staging.close()
+            await self._report(
+                Report(
+                    Status.INTERRUPTED,
+                    ErrorText(exc.report_error),
+                    target_version=instruction.version,
+                    progress=percent(staging.committed, instruction.size),
+                    downloaded=staging.committed,
+                    detail=str(exc),
+                )
+            )
+            return False
+        except PowerLoss:
+            raise
+        except BaseException:
+            with contextlib.suppress(PowerLoss, StorageError):
+                staging.close()
+            raise
+        staging.close()
+        return True
+
+    async def _verify(self) -> bool:
+        """Check size and SHA-256 of the staged image as read back from flash."""
+        assert self.storage is not None and self.journal is not None
+        record = self.journal.record
+        job = record.job
+        assert job is not None
+        digest = hashlib.sha256()
+        size = 0
+        with self.storage.open_read(STAGED_PATH) as reader:
+            while chunk := reader.read(VERIFY_CHUNK_BYTES):
+                digest.update(chunk)
+                size += len(chunk)
+                await asyncio.sleep(0)
+        if size != job.size or digest.hexdigest().upper() != job.sha256:
+            log.error("verify failed: %d bytes, sha256 %s", size, digest.hexdigest())
+            self.storage.remove(STAGED_PATH)  # before the record says failed
+            self.journal.save(
+                Record(
+                    record.installed_version,
+                    State.FAILED,
+                    job,
+                    0,
+                    ErrorText.SHA256_VERIFY_FAIL.value,
+                )
+            )
+            await self._report_failed(self.journal.record)
+            return False
+        self.journal.save(record.verified())
+        return True
+
+    async def _apply(self) -> None:
+        """Install the verified image (only while the target is older), then finalise."""
+        assert self.storage is not None and self.journal is not None
+        record = self.journal.record
+        job = record.job
+        assert job is not None
+        if record.state is State.VERIFIED:
+            self.journal.save(record.applying())
+        if record.state in (State.VERIFIED, State.APPLYING):
+            await self._report(Report(Status.APPLYING, target_version=job.version, progress=100))
+            if self.target.current_version() < job.version:
+                try:
+                    with self.storage.open_read(STAGED_PATH) as reader:
+                        self.target.install(reader, job.size, job.version)  # type: ignore[arg-type]
+                except PowerLoss:
+                    raise
+                except StorageError:
+                    raise
+                except Exception as exc:
+                    log.error("MCU install failed: %s", exc)
+                    self.journal.save(
+                        Record(
+                            self.journal.record.installed_version,
+                            State.FAILED,
+                            job,
+                            job.size,
+                            ErrorText.MCU_DOWNLOAD_FAIL.value,
+                        )
+                    )
+                    await self._report_failed(self.journal.record, detail=str(exc))
+                    return
+            self.journal.save(self.journal.record.applied())
+        if self.storage.exists(STAGED_PATH):
+            self.storage.rename(STAGED_PATH, CURRENT_PATH)  # atomic; the old image goes now
+        await self._report_applied(self.journal.record.installed_version)
+
+    async def _recover(self) -> None:
+        """Finish, from flash alone, what a cut interrupted and needs no instruction."""
+        assert self.storage is not None and self.journal is not None
+        record = self.journal.record
+        if record.state in (State.VERIFIED, State.APPLYING, State.APPLIED):
+            await self._apply()
+            return
+        complete = (
+            record.state is State.DOWNLOADING
+            and record.job is not None
+            and self.storage.exists(STAGED_PATH)
+            and self.storage.size(STAGED_PATH) == record.job.size
+        )
+        if complete and await self._verify():
+            await self._apply()
+
+    # -- reports ------------------------------------------------------------------
+
+    def _on_progress(self, done: int, total: int) -> None:
+        step = self.config.progress_step_percent
+        pct = percent(done, total)
+        if pct // step != self._progress_sent // step or pct == 100:
+            self._progress_sent = pct
+            self._emit_progress(done, total)
+
+    async def _report_progress(self, done: int, total: int, *, force: bool = False) -> None:
+        if force:
+            self._progress_sent = percent(done, total)
+        self._emit_progress(done, total)
+
+    def _emit_progress(self, done: int, total: int) -> None:
+        assert self.journal is not None
+        job = self.journal.record.job
+        if job is None:
+            return
+        self._emit(
+            Report(
+                Status.DOWNLOADING,
+                target_version=job.version,
+                progress=percent(done, total),
+                downloaded=done,
+            )
+        )
+
+    async def _report_applied(self, version: int) -> None:
+        await self._report(Report(Status.APPLIED, installed_version=version, progress=100))
+
+    async def _report_failed(self, record: Record, detail: str | None = None) -> None:
+        assert record.job is not None
+        await self._report(
+            Report(
+                Status.ERROR,
+                ErrorText(record.error),
+                target_version=record.job.version,
+                detail=detail,
+            )
+        )
+
+    async def _report(self, report: Report) -> None:
+        self._emit(report)
+        await asyncio.sleep(0)  # let the sender run
+
+    def _emit(self, report: Report) -> None:
+        """Queue ``report`` for the twin if it differs from the last one (report on change)."""
+        if report == self._last_report:
+            return
+        self._last_report = report
+        self.reports.append(report)
+        log.info("report: %s", to_reported(report)["extFwInfo"])
+        self._outbox.put_nowait(report)
