@@ -1,0 +1,183 @@
+"""A simulated gateway: chip + SPI port + driver + agent + twin + MCU target.
+
+A power cut ends the running agent wherever it is (a cut scheduled on the chip
+fires on the next flash access; :meth:`SimDevice.power_cycle` cuts at once) and
+the device boots a new agent on the same chip, the same twin (reconnected) and
+the same MCU, exactly as a real gateway reboots. Many devices can run in one
+process: each has its own virtual clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.engine import Agent, AgentConfig
+from agent.errors import PowerLoss
+from agent.flash import SpiFlash
+from sim.clock import VirtualClock
+from sim.mcu import SimMcuTarget
+from sim.spi import SimSpiPort
+from sim.twin import InProcessTwin
+from sim.w25q128 import W25Q128
+
+SIM_SPI_HZ = 8e6  # the reference design's SPI clock (mode 0, 8 MHz)
+
+Predicate = Callable[[dict[str, Any]], bool]
+
+
+def reported_status(reported: dict[str, Any]) -> dict[str, Any]:
+    """The ``extFwInfo`` section of a reported document (empty when absent)."""
+    section = reported.get("extFwInfo")
+    return section if isinstance(section, dict) else {}
+
+
+def applied(version: int) -> Predicate:
+    """Done when the device reports ``applied`` with ``Version == version``."""
+    return lambda r: (
+        reported_status(r).get("Status") == "applied"
+        and reported_status(r).get("Version") == version
+    )
+
+
+def settled(version: int) -> Predicate:
+    """Done when ``version`` is applied, or the device gave up on it (error / invalid)."""
+    done = applied(version)
+    return lambda r: (
+        done(r)
+        or (
+            reported_status(r).get("Status") in ("error", "invalid")
+            and reported_status(r).get("TargetVersion") in (version, None)
+        )
+    )
+
+
+@dataclass
+class RunResult:
+    """How :meth:`SimDevice.run_until` ended."""
+
+    reached: bool
+    boots: int
+    cuts: int
+    device_time_s: float
+    reported: dict[str, Any] = field(default_factory=dict)
+
+
+class SimDevice:
+    """One simulated gateway. Build it, publish an OTA to :attr:`twin`, then
+    :meth:`run_until` a predicate on the reported properties holds."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        config: AgentConfig | None = None,
+        timing: str = "typical",
+        clock: VirtualClock | None = None,
+        chip: W25Q128 | None = None,
+        twin: InProcessTwin | None = None,
+        target: SimMcuTarget | None = None,
+        agent_factory: Callable[..., Agent] = Agent,
+    ) -> None:
+        self.clock = clock or (chip.clock if chip is not None else VirtualClock())
+        self.chip = chip or W25Q128(self.clock, seed=seed, timing=timing)
+        self.port = SimSpiPort(self.chip, frequency=SIM_SPI_HZ)
+        self.twin = twin or InProcessTwin()
+        self.target = target or SimMcuTarget(self.clock)
+        self.target.on_cut = self.chip.power_off
+        self.config = config or AgentConfig(allow_http_loopback=True)
+        self.agent_factory = agent_factory
+        self.rng = random.Random(f"device:{seed}")
+        self.agent: Agent | None = None
+        self.boots = 0
+        self.cuts = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def new_agent(self) -> Agent:
+        """Power the chip if it is off and build a fresh agent (a boot)."""
+        if not self.chip.powered:
+            self.chip.power_on()
+        flash = SpiFlash(self.port, self.clock)
+        self.boots += 1
+        self.agent = self.agent_factory(
+            flash=flash,
+            twin=self.twin,
+            target=self.target,
+            clock=self.clock,
+            config=self.config,
+            rng=random.Random(self.rng.getrandbits(64)),
+        )
+        return self.agent
+
+    def power_cycle(self) -> None:
+        """Cut the power now, wherever the agent is; :meth:`run_until` boots it again."""
+        self.chip.power_off()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def run_until(
+        self,
+        predicate: Predicate,
+        *,
+        max_boots: int = 100,
+        max_device_time_s: float = 24 * 3600.0,
+        on_boot: Callable[[SimDevice], None] | None = None,
+    ) -> RunResult:
+        """Boot agents (again after every cut) until ``predicate(reported)`` holds.
+
+        Gives up, with ``reached=False``, after ``max_boots`` boots or once the
+        virtual clock passes ``max_device_time_s``: the liveness bound.
+        """
+        waiter = asyncio.ensure_future(self.twin.wait_reported(predicate))
+        try:
+            while not waiter.done():
+                if self.boots >= max_boots or self.clock.monotonic() > max_device_time_s:
+                    break
+                agent = self.new_agent()
+                if on_boot is not None:
+                    on_boot(self)
+                self._task = asyncio.ensure_future(agent.run())
+                deadline = asyncio.ensure_future(self._watch_clock(max_device_time_s))
+                try:
+                    await asyncio.wait(
+                        {self._task, waiter, deadline}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    deadline.cancel()
+                if not self._task.done():
+                    if waiter.done() or deadline.done():
+                        await self._stop_agent()
+                        break
+                    continue
+                cut = self._task.cancelled() or isinstance(self._task.exception(), PowerLoss)
+                if not cut:
+                    self._task.result()  # an agent crash is a bug: raise it to the caller
+                    break  # run() returned: it never should
+                self.cuts += 1
+                self.chip.power_off()
+                self.twin.disconnect()
+            return RunResult(
+                reached=waiter.done() and not waiter.cancelled(),
+                boots=self.boots,
+                cuts=self.cuts,
+                device_time_s=self.clock.monotonic(),
+                reported=dict(self.twin.reported),
+            )
+        finally:
+            waiter.cancel()
+            await self._stop_agent()
+
+    async def _watch_clock(self, limit_s: float) -> None:
+        while self.clock.monotonic() <= limit_s:
+            await asyncio.sleep(0.01)
+
+    async def _stop_agent(self) -> None:
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, PowerLoss):
+                await task

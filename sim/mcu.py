@@ -1,0 +1,94 @@
+"""A simulated external MCU: the target a verified image is finally applied to.
+
+It has its own flash (which survives the gateway's power cycles) and a version
+that changes only when an install completes, the way a bootloader writes its
+image trailer last. An install can be made to fail, or be cut part-way, which
+leaves a partly written image and the old version, so the agent must install
+again after the next boot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from agent.errors import PowerLoss
+from sim.clock import VirtualClock
+
+
+class McuInstallError(Exception):
+    """The MCU's programmer refused or failed the image."""
+
+
+@dataclass
+class InstallRecord:
+    """One completed install, for the invariants: what the MCU ran and from when."""
+
+    version: int
+    sha256: str
+    size: int
+    at: float
+
+
+class SimMcuTarget:
+    """Implements :class:`agent.target.McuTarget` with a byte array and a virtual clock.
+
+    ``cut_after_bytes`` schedules a power cut once that many bytes of the next
+    install are written; ``on_cut`` is called then (a device uses it to power
+    the whole board off), and :class:`PowerLoss` is raised to the agent.
+    """
+
+    def __init__(
+        self,
+        clock: VirtualClock,
+        *,
+        capacity: int = 16 * 1024 * 1024,
+        version: int = 0,
+        program_rate_bps: float = 256 * 1024,
+        chunk_bytes: int = 4096,
+    ) -> None:
+        if capacity <= 0 or chunk_bytes <= 0 or program_rate_bps <= 0:
+            raise ValueError("capacity, chunk_bytes and program_rate_bps must be > 0")
+        self.clock = clock
+        self.capacity = capacity
+        self.image = bytearray()
+        self._version = version
+        self.program_rate_bps = program_rate_bps
+        self.chunk_bytes = chunk_bytes
+        self.fail_next_install: str | None = None
+        self.cut_after_bytes: int | None = None
+        self.on_cut: Callable[[], None] | None = None
+        self.installs: list[InstallRecord] = []
+        self.install_attempts = 0
+
+    def current_version(self) -> int:
+        return self._version
+
+    def install(self, reader: BinaryIO, size: int, version: int) -> None:
+        """Program ``size`` bytes from ``reader``; the version changes only at the end."""
+        self.install_attempts += 1
+        if size > self.capacity:
+            raise McuInstallError(f"image of {size} bytes exceeds the MCU's {self.capacity} bytes")
+        if self.fail_next_install is not None:
+            reason, self.fail_next_install = self.fail_next_install, None
+            raise McuInstallError(reason)
+        image = bytearray()
+        while len(image) < size:
+            chunk = reader.read(min(self.chunk_bytes, size - len(image)))
+            if not chunk:
+                raise McuInstallError(f"image ended after {len(image)} of {size} bytes")
+            image += chunk
+            self.clock.advance(len(chunk) / self.program_rate_bps)
+            if self.cut_after_bytes is not None and len(image) >= self.cut_after_bytes:
+                self.cut_after_bytes = None
+                self.image[: len(image)] = image  # torn: the new prefix over the old image
+                if self.on_cut is not None:
+                    self.on_cut()
+                raise PowerLoss(f"power cut {len(image)} bytes into the MCU install")
+        self.image = image
+        self._version = version
+        self.installs.append(
+            InstallRecord(version, hashlib.sha256(image).hexdigest(), size, self.clock.monotonic())
+        )
