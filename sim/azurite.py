@@ -134,14 +134,13 @@ class Azurite:
             str(executable),
             "--blobHost", self.host,
             "--blobPort", str(port),
-            "--location", str(self.location),
             "--silent",
             "--skipApiVersionCheck",
             "--loose",
             "--disableTelemetry",
         ]  # fmt: skip
-        if self.in_memory:
-            args.append("--inMemoryPersistence")
+        # Azurite refuses --location together with --inMemoryPersistence
+        args += ["--inMemoryPersistence"] if self.in_memory else ["--location", str(self.location)]
         with self.log_path.open("wb") as log:
             proc = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
