@@ -69,9 +69,13 @@ class BlobServer:
         """Listen; the port is known afterwards (:attr:`port`)."""
         if self._runner is not None:
             raise RuntimeError("the blob server is already running")
-        self._runner = web.AppRunner(make_app(self.service), access_log_class=RedactingAccessLogger)
+        self._runner = web.AppRunner(
+            make_app(self.service),
+            access_log_class=RedactingAccessLogger,
+            shutdown_timeout=SHUTDOWN_GRACE_S,
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self._port, shutdown_timeout=SHUTDOWN_GRACE_S)
+        site = web.TCPSite(self._runner, self.host, self._port)
         await site.start()
         server = site._server  # aiohttp exposes the bound port only here
         sockets = getattr(server, "sockets", None) or []
