@@ -28,6 +28,8 @@ from agent.flash import (
 )
 from sim.clock import VirtualClock
 from sim.ramport import RamSpiPort, SpiCommand
+from sim.spi import SimSpiPort
+from sim.w25q128 import W25Q128
 
 pytestmark = pytest.mark.sim
 
@@ -45,10 +47,8 @@ class Rig:
 
 
 def _model_rig(clock: VirtualClock, timing: str = "typical") -> Rig:
-    w25q128 = pytest.importorskip("sim.w25q128", reason="chip model not landed yet")
-    spi = pytest.importorskip("sim.spi", reason="chip model port not landed yet")
-    chip = w25q128.W25Q128(clock=clock, seed=0, timing=timing)
-    return Rig(spi.SimSpiPort(chip, frequency=30e6), clock, chip)
+    chip = W25Q128(clock=clock, seed=0, timing=timing)
+    return Rig(SimSpiPort(chip, frequency=30e6), clock, chip)
 
 
 @pytest.fixture(params=["ram", "model"])
