@@ -109,8 +109,24 @@ SUPPORTED = frozenset(
         S_PIN_STATE,
     }
 )
-_NAMES = {value: name for name, value in globals().items() if name[:2] in ("Q_", "O_", "S_", "R_")}
-_NAMES |= {NOP: "NOP", SYNCNOP: "SYNCNOP"}
+_NAMES = {
+    NOP: "NOP",
+    Q_IFACE: "Q_IFACE",
+    Q_CMDMAP: "Q_CMDMAP",
+    Q_PGMNAME: "Q_PGMNAME",
+    Q_SERBUF: "Q_SERBUF",
+    Q_BUSTYPE: "Q_BUSTYPE",
+    Q_OPBUF: "Q_OPBUF",
+    Q_WRNMAXLEN: "Q_WRNMAXLEN",
+    O_INIT: "O_INIT",
+    O_DELAY: "O_DELAY",
+    O_EXEC: "O_EXEC",
+    SYNCNOP: "SYNCNOP",
+    Q_RDNMAXLEN: "Q_RDNMAXLEN",
+    S_BUSTYPE: "S_BUSTYPE",
+    S_SPI_FREQ: "S_SPI_FREQ",
+    S_PIN_STATE: "S_PIN_STATE",
+}
 
 
 def command_map(opcodes: frozenset[int] = SUPPORTED) -> bytes:
@@ -378,6 +394,8 @@ class SerprogServer:
             session.run()
         except OSError as exc:  # peer reset, or close() shut the socket down
             log.info("serprog: connection ended: %s", exc)
+        except Exception:  # a fault in the port ends this client, not the server
+            log.exception("serprog: dropping the client after an error")
         finally:
             with self._lock:
                 self._conn = None

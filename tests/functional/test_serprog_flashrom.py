@@ -172,3 +172,35 @@ def test_cli_serves_flashrom_and_keeps_the_image_file(tmp_path):
         server.stdout.close()
         server.stderr.close()
     assert image_file.read_bytes() == data
+
+
+@requires_flashrom
+def test_cli_flushes_the_image_when_terminated(tmp_path):
+    """SIGTERM stops ``python -m sim serprog`` cleanly: exit 0, image and registers saved.
+
+    The chip keeps non-volatile registers beside the image (``FILE.nv.json``); they are
+    written when the chip is closed, which proves the exit path flushed it.
+    """
+    image_file = tmp_path / "chip.bin"
+    command = [sys.executable, "-m", "sim", "serprog", "--listen", "127.0.0.1:0"]
+    server = subprocess.Popen(
+        [*command, "--image", str(image_file)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        match = re.search(r"listening on ([\d.]+):(\d+)", server.stdout.readline())
+        assert match
+        assert "W25Q128.V" in flashrom((match[1], int(match[2])))
+        server.terminate()
+        assert server.wait(timeout=60) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        server.stdout.close()
+        server.stderr.close()
+    assert image_file.stat().st_size == SIZE
+    assert (tmp_path / "chip.bin.nv.json").exists()

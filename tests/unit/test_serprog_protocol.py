@@ -12,7 +12,7 @@ import pytest
 
 from agent.errors import PowerLoss
 from sim.clock import VirtualClock
-from sim.serprog import SerprogServer, parse_listen
+from sim.serprog import SerprogServer, main, parse_listen
 
 pytestmark = pytest.mark.sim
 
@@ -278,6 +278,23 @@ def test_connections_are_served_one_after_another_on_the_same_port(server, port)
     assert len(port.calls) == 2
 
 
+def test_a_port_error_drops_that_client_but_the_server_keeps_serving(server, port):
+    """A fault in the port ends one client's session; the next flashrom run still works."""
+    port.exchange = None  # calling it raises TypeError inside the session
+    broken = Client(server.address)
+    try:
+        broken.sock.sendall(spi_op(b"\x9f", 3))
+        assert broken.sock.recv(1) == b""
+    finally:
+        broken.close()
+    del port.exchange
+    c = Client(server.address)
+    try:
+        assert c.ask(spi_op(b"\x9f", 3), 4)[0] == ACK
+    finally:
+        c.close()
+
+
 def test_close_ends_the_current_connection(port):
     """close() must not hang on a connected client: the client sees end of stream."""
     srv = SerprogServer(port)
@@ -299,6 +316,12 @@ def test_listen_address_errors_name_the_problem(text, message):
     """Bad input gets a clear error naming what was wrong."""
     with pytest.raises(ValueError, match=message):
         parse_listen(text)
+
+
+def test_cli_rejects_a_bad_listen_address(capsys):
+    """``python -m sim serprog --listen nope`` exits 2 and says what was wrong."""
+    assert main(["--listen", "nope"]) == 2
+    assert "--listen must be HOST:PORT" in capsys.readouterr().err
 
 
 def test_listen_address_parses_host_and_port():
