@@ -107,7 +107,9 @@ def _table(legs: list[Leg]) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sim bench flash", description=__doc__.split("\n")[0]
+        prog="python -m sim bench flash",
+        description="Write and read back an image through the flash driver: "
+        "the chip model against a bytearray port.",
     )
     parser.add_argument(
         "--size", type=parse_size, default=4 * MiB, help="image size (default 4MiB)"
