@@ -7,6 +7,7 @@ hide the difference between a clean close (FIN) and a reset (RST).
 """
 
 import asyncio
+import contextlib
 import random
 
 import aiohttp
@@ -91,10 +92,8 @@ async def raw_get(server, headers="", read_timeout=2.0):
         ending = "silent"
     finally:
         writer.close()
-        try:
+        with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
-        except ConnectionError:
-            pass
     return bytes(received), ending
 
 
@@ -294,7 +293,9 @@ async def test_corrupt_flips_the_bytes_at_the_given_blob_offsets(session, make_s
     server = await make_server(plan_of("corrupt", offsets=[5, 1000, 5000]))
     status, _, body, _, _ = await fetch(session, server, {"Range": "bytes=900-1999"})
     assert status == 206
-    differing = [900 + i for i, (a, b) in enumerate(zip(body, IMAGE[900:2000])) if a != b]
+    differing = [
+        900 + i for i, (a, b) in enumerate(zip(body, IMAGE[900:2000], strict=True)) if a != b
+    ]
     assert differing == [1000]
     assert body[100] == IMAGE[1000] ^ 0xFF
 
