@@ -149,7 +149,7 @@ class SerprogSession:
     """The protocol state of one connection, over any byte stream.
 
     ``read(n)`` returns exactly ``n`` bytes or fewer at end of stream; ``write``
-    sends an answer. State (selected bus, pin drivers, operation buffer) is per
+    sends an answer. State (pin drivers, operation buffer) is per
     connection, as on a programmer that is reset by reconnecting.
     """
 
