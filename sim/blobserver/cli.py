@@ -42,10 +42,6 @@ async def _serve(server: BlobServer, stop: asyncio.Event) -> None:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(name)s %(message)s",
-    )
     try:
         plan = load_plan(args.faults) if args.faults else FaultPlan()
         server = BlobServer(
@@ -54,6 +50,10 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:
         print(f"blobserver: {exc}", file=sys.stderr)
         return 2
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(message)s",
+    )
 
     async def run() -> None:
         stop = asyncio.Event()
