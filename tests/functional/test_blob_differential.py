@@ -442,7 +442,7 @@ async def test_ours_answers_as_the_cloud_documents(
 ) -> None:
     """Our status and body are those the cloud documents for the request (see ``case.source``)."""
     view = await send(session, ours, case)
-    assert view.status == case.status
+    assert view.status == case.status, case.source
     if case.body is not None:
         assert view.body == f"blob[{case.body[0]}:{case.body[1]}]"
 
