@@ -1,0 +1,160 @@
+"""W25Q128JV BUSY, timing modes, suspend/resume, reset and power-down (datasheet 7.1.1,
+8.2.20-8.2.23, 8.2.43, 9.6)."""
+
+import pytest
+
+from sim.w25q128 import W25Q128
+from tests.unit.test_w25q128_support import Nor
+
+pytestmark = pytest.mark.sim
+
+
+def _start_erase(nor: Nor, addr: int = 0) -> None:
+    nor.erase(0x20, addr, wait=False)
+
+
+@pytest.mark.parametrize("opcode", [0x9F, 0x03, 0x0B, 0x4B, 0x90])
+def test_while_busy_reads_and_ids_are_ignored(opcode):
+    """While BUSY only 05h/35h/15h and 75h are accepted; other commands are ignored, MISO
+    reads FFh (datasheet 7.1.1)."""
+    nor = Nor()
+    nor.chip.array[0x1000] = 0
+    _start_erase(nor)
+    assert nor.cmd(opcode, 0x1000 if opcode in (0x03, 0x0B, 0x90) else None, readlen=4) == (
+        b"\xff" * 4
+    )
+
+
+def test_while_busy_write_enable_and_erase_are_ignored():
+    """A program/erase/06h sent while BUSY is ignored (datasheet 7.1.1)."""
+    nor = Nor()
+    nor.chip.array[0x2000] = 0
+    _start_erase(nor)
+    nor.erase(0x20, 0x2000, wait=False)
+    nor.wait()
+    assert nor.read(0x2000, 1) == b"\x00"
+    assert not nor.sr() & 0x02
+
+
+def test_all_three_status_registers_read_while_busy():
+    """05h, 35h and 15h are accepted while BUSY (datasheet 7.1.1, 8.2.4)."""
+    nor = Nor()
+    _start_erase(nor)
+    assert (nor.sr(1) & 1, nor.sr(2), nor.sr(3)) == (1, 0x02, 0x60)
+
+
+def test_max_timing_mode_uses_the_datasheet_maximum():
+    """timing="max": a sector erase lasts tSE max, 400 ms (datasheet 9.6)."""
+    nor = Nor(timing="max")
+    _start_erase(nor)
+    assert 0.4 <= nor.wait(poll_s=1e-3) <= 0.401
+
+
+def test_random_timing_lies_between_typical_and_max_and_repeats_by_seed():
+    """timing="random": seeded draws in [typ, max] (module doc); same seed, same times."""
+
+    def durations(seed):
+        nor = Nor(timing="random", seed=seed)
+        out = []
+        for i in range(5):
+            nor.program(i * 256, b"\x00", wait=False)
+            out.append(nor.wait(poll_s=1e-6))
+        return out
+
+    first = durations(7)
+    assert all(0.4e-3 <= d <= 3e-3 + 1e-6 for d in first)
+    assert first == durations(7)
+    assert first != durations(8)
+
+
+def test_spi_traffic_advances_the_clock_at_the_sck_frequency():
+    """Each byte takes 8 SCK periods: 1 MHz -> 8 µs per byte (SPI mode 0, datasheet 6.1)."""
+    nor = Nor()
+    nor.port.set_frequency(1e6)
+    t0 = nor.clock.monotonic()
+    nor.read(0, 96)
+    assert nor.clock.monotonic() - t0 == pytest.approx(100 * 8e-6)
+
+
+def test_suspend_clears_busy_after_tsus_and_sets_sus():
+    """75h during an erase: BUSY=0 and SUS=1 within tSUS (20 µs) (datasheet 8.2.20)."""
+    nor = Nor()
+    _start_erase(nor)
+    nor.cmd(0x75)
+    nor.clock.sleep(20e-6)
+    assert nor.sr(1) & 0x01 == 0
+    assert nor.sr(2) & 0x80
+
+
+def test_reads_work_during_erase_suspend_and_resume_finishes_the_erase():
+    """While suspended the array can be read; 7Ah resumes and the erase completes after the
+    rest of its time (datasheet 8.2.20, 8.2.21)."""
+    nor = Nor()
+    nor.chip.array[0x5000] = 0x12
+    nor.chip.array[0] = 0
+    nor.clock.sleep(0)
+    _start_erase(nor)
+    nor.clock.sleep(10e-3)
+    nor.cmd(0x75)
+    nor.clock.sleep(1.0)
+    assert nor.read(0x5000, 1) == b"\x12"
+    nor.cmd(0x7A)
+    assert nor.sr(2) & 0x80 == 0 and nor.sr(1) & 1
+    remaining = nor.wait(poll_s=1e-4)
+    assert 35e-3 - 1e-4 <= remaining <= 35e-3 + 2e-4
+    assert nor.read(0, 1) == b"\xff"
+
+
+def test_program_is_allowed_in_another_sector_during_erase_suspend():
+    """Page Program outside the suspended sector is allowed while an erase is suspended
+    (datasheet 8.2.20)."""
+    nor = Nor()
+    _start_erase(nor)
+    nor.cmd(0x75)
+    nor.clock.sleep(1e-3)
+    nor.program(0x8000, b"\x55")
+    assert nor.read(0x8000, 1) == b"\x55"
+    assert nor.sr(2) & 0x80
+
+
+def test_suspend_is_ignored_during_a_status_write():
+    """Suspend applies to program and sector/block erase only (datasheet 8.2.20)."""
+    nor = Nor()
+    nor.wren()
+    nor.cmd(0x01, data=b"\x04")
+    nor.cmd(0x75)
+    nor.clock.sleep(1e-3)
+    assert nor.sr(1) & 1 and not nor.sr(2) & 0x80
+
+
+def test_reset_needs_enable_reset_first_and_clears_volatile_state():
+    """66h then 99h reset the device: WEL=0, volatile SR bits reloaded; 99h alone is ignored
+    (datasheet 8.2.43)."""
+    nor = Nor()
+    nor.cmd(0x50)
+    nor.cmd(0x01, data=b"\x04")
+    nor.wren()
+    nor.cmd(0x99)
+    assert nor.sr() == 0x06
+    nor.cmd(0x66)
+    nor.cmd(0x99)
+    assert nor.sr() == 0x00
+
+
+def test_power_down_ignores_commands_until_release():
+    """After B9h only ABh is accepted; ABh returns to standby (datasheet 8.2.22, 8.2.23)."""
+    nor = Nor()
+    nor.cmd(0xB9)
+    assert nor.cmd(0x9F, readlen=3) == b"\xff" * 3
+    nor.cmd(0xAB)
+    assert nor.cmd(0x9F, readlen=3) == b"\xef\x40\x18"
+
+
+def test_busy_property_follows_the_virtual_clock():
+    """chip.busy is SR1 BUSY judged at the clock's current time (datasheet 7.1.1)."""
+    chip = W25Q128()
+    nor = Nor(chip)
+    nor.program(0, b"\x00", wait=False)
+    assert chip.busy
+    chip.clock.advance(0.4e-3)
+    assert not chip.busy
