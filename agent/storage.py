@@ -294,11 +294,14 @@ class Storage:
 
         Never ``LittleFS(mount=True)``, which formats whatever it cannot mount (trap 3).
         When mounting fails, the region is formatted only if ``format_blank`` and it
-        reads blank: blocks 0 and 1 (where littlefs keeps its superblock pair) all
-        0xFF, and the first :data:`BLANK_PROBE_BYTES` of every other block 0xFF (data
-        of any kind, littlefs's or an image's, starts at a block's first bytes).
-        Otherwise :class:`NotFormatted` is raised and nothing is written.
-        ``force_format`` wipes the region whatever it holds.
+        reads blank outside the superblock pair: the first :data:`BLANK_PROBE_BYTES`
+        of every block from 2 on are 0xFF (data of any kind, a file system's or an
+        image's, starts at a block's first bytes). Blocks 0 and 1 are not judged:
+        ``lfs_format`` writes only them, so a power cut during the first format
+        leaves them torn, and refusing that chip would brick the device on its next
+        boot. The price: a foreign image of at most two blocks at the region start
+        is not recognised as data. Otherwise :class:`NotFormatted` is raised and
+        nothing is written. ``force_format`` wipes the region whatever it holds.
         """
         geometry = Geometry() if geometry is None else geometry
         geometry.check_fits(flash)
@@ -329,9 +332,8 @@ class Storage:
         self.formatted = True
 
     def _region_is_blank(self, flash: Flash) -> bool:
+        """True if every block past the superblock pair starts blank (see mount)."""
         g = self.geometry
-        if flash.read(g.offset, 2 * g.block_size) != b"\xff" * (2 * g.block_size):
-            return False
         probe = min(BLANK_PROBE_BYTES, g.block_size)
         blank = b"\xff" * probe
         return all(

@@ -23,8 +23,8 @@ from agent.record import (
     load_record,
     save_record,
 )
-from agent.storage import Geometry, Storage
-from tests.unit.test_storage import NorFake
+from agent.storage import Geometry
+from tests.unit.test_storage import Rig
 
 pytestmark = pytest.mark.sim
 
@@ -41,7 +41,7 @@ def job(version: int = 2, **changes) -> Job:
 
 @pytest.fixture
 def storage():
-    st = Storage.mount(NorFake(), GEOMETRY)
+    st = Rig().mount(GEOMETRY)
     yield st
     if not st.power_lost:
         st.unmount()
@@ -179,24 +179,22 @@ def test_a_cut_at_every_operation_of_save_leaves_the_old_or_the_new_record():
     old = Record(1).begin(job()).progressed(400)
     new = old.progressed(1000).verified()
 
-    def prepare() -> tuple[NorFake, Storage]:
-        flash = NorFake()
-        st = Storage.mount(flash, GEOMETRY)
-        save_record(st, old)
-        return flash, st
-
-    flash, st = prepare()
-    start = flash.ops
+    rig = Rig()
+    st = rig.mount(GEOMETRY)
+    save_record(st, old)
+    before = rig.chip.snapshot()
+    start = rig.ops
     save_record(st, new)
-    total = flash.ops - start
+    total = rig.ops - start
     seen = []
-    for n in range(total + 1):
-        flash, st = prepare()
-        flash.cut_after(n)
-        with contextlib.suppress(PowerLoss):
-            save_record(st, new)
-        flash.power_on()
-        got = load_record(Storage.mount(flash, GEOMETRY, format_blank=False))
-        assert got in (old, new), f"cut after op {n} of {total}: {got}"
-        seen.append(got)
+    for torn in (False, True):
+        for n in range(total + 1):
+            rig.chip.restore(before)
+            st = rig.mount(GEOMETRY)
+            rig.cut_after(n, torn=torn)
+            with contextlib.suppress(PowerLoss):
+                save_record(st, new)
+            got = load_record(rig.reboot(GEOMETRY))
+            assert got in (old, new), f"cut after op {n} of {total} (torn={torn}): {got}"
+            seen.append(got)
     assert seen[0] == old and seen[-1] == new

@@ -6,6 +6,7 @@ commit) and from the binding's traps in ``/work/shared/notes/littlefs-python.md`
 """
 
 import contextlib
+import functools
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ import time
 import pytest
 
 from agent.errors import PowerLoss
-from agent.flash import SpiFlash
+from agent.flash import FlashTimeout, SpiFlash
 from agent.storage import (
     Geometry,
     NotFormatted,
@@ -23,82 +24,94 @@ from agent.storage import (
     StorageFull,
 )
 from sim.clock import VirtualClock
-from sim.ramport import RamSpiPort
+from sim.spi import SimSpiPort
+from sim.w25q128 import W25Q128
 
 pytestmark = pytest.mark.sim
 
 SMALL = Geometry(block_count=64)  # 256 KiB: room for the tests, quick to format
 
 
-class NorFake:
-    """A NOR flash in memory: programs AND bits in, erases set 0xFF, a cut after N ops.
+class Rig:
+    """One simulated device's flash: the W25Q128JV model, its SPI port, the real driver.
 
-    ``cut_after(n)`` lets ``n`` more programs/erases complete, then the power goes:
-    that call and every later one raise :class:`PowerLoss` until :meth:`power_on`.
+    ``flash`` is a fresh :class:`SpiFlash` (as a rebooted agent builds one); ``ops`` counts
+    the chip's state-changing operations (programs, erases: ``ChipCounters``).
     """
 
-    sector_size = 4096
-    page_size = 256
+    def __init__(self, seed: int = 0) -> None:
+        self.clock = VirtualClock()
+        self.chip = W25Q128(clock=self.clock, seed=seed)
+        self.port = SimSpiPort(self.chip)
 
-    def __init__(self, size: int = 1 << 20) -> None:
-        self.size = size
-        self.mem = bytearray(b"\xff" * size)
-        self.ops = 0  # state-changing operations completed
-        self.reads = 0
-        self.powered = True
-        self._left: int | None = None
+    @property
+    def flash(self) -> SpiFlash:
+        return SpiFlash(self.port, self.clock)
+
+    @property
+    def ops(self) -> int:
+        return self.chip.counters.state_changes
+
+    @property
+    def transactions(self) -> int:
+        return sum(self.chip.counters.ops.values())
+
+    def mount(self, geometry: Geometry = SMALL, **options) -> Storage:
+        return Storage.mount(self.flash, geometry, **options)
+
+    def cut_after(self, n: int, *, torn: bool = False) -> None:
+        """Power goes once ``n`` more operations have completed; ``torn``: halfway
+        through the next one instead (W25Q128 model: bits half programmed or erased)."""
+        if torn:
+            self.chip.schedule_cut(after_ops=n + 1, fraction=0.5)
+        elif n == 0:
+            self.chip.schedule_cut(after_ops=1, fraction=0.0)
+        else:
+            self.chip.schedule_cut(after_ops=n, fraction=1.0)
+
+    def reboot(self, geometry: Geometry = SMALL) -> Storage:
+        """Power off and on (tearing whatever runs), then mount as a booting agent does."""
+        self.chip.cancel_cut()
+        self.chip.power_off()
+        self.chip.power_on()
+        return self.mount(geometry, format_blank=False)
+
+
+class FailingFlash:
+    """The real driver, with the next program failing as a driver fault would."""
+
+    def __init__(self, flash: SpiFlash) -> None:
+        self._flash = flash
+        self.size, self.sector_size = flash.size, flash.sector_size
         self.fail_next_program: Exception | None = None
 
-    def cut_after(self, n: int) -> None:
-        self._left = n
-
-    def power_on(self) -> None:
-        self.powered, self._left = True, None
-
-    def _change(self) -> None:
-        if not self.powered:
-            raise PowerLoss("flash unpowered")
-        if self._left is not None:
-            if self._left == 0:
-                self.powered = False
-                raise PowerLoss("scheduled cut")
-            self._left -= 1
-        self.ops += 1
-
     def read(self, addr: int, n: int) -> bytes:
-        if not self.powered:
-            raise PowerLoss("flash unpowered")
-        self.reads += 1
-        return bytes(self.mem[addr : addr + n])
+        return self._flash.read(addr, n)
 
     def program(self, addr: int, data: bytes) -> None:
         if self.fail_next_program is not None:
             exc, self.fail_next_program = self.fail_next_program, None
             raise exc
-        self._change()
-        for i, b in enumerate(data):
-            self.mem[addr + i] &= b
+        self._flash.program(addr, data)
 
     def erase(self, addr: int, length: int) -> None:
-        assert addr % self.sector_size == 0 and length % self.sector_size == 0
-        for at in range(addr, addr + length, self.sector_size):
-            self._change()
-            self.mem[at : at + self.sector_size] = b"\xff" * self.sector_size
+        self._flash.erase(addr, length)
 
 
 @pytest.fixture
-def flash() -> NorFake:
-    return NorFake()
+def rig() -> Rig:
+    return Rig()
 
 
 @pytest.fixture
-def storage(flash: NorFake):
-    st = Storage.mount(flash, SMALL)
+def storage(rig: Rig):
+    st = rig.mount()
     yield st
     if not st.power_lost:
         st.unmount()
 
 
+@functools.cache
 def pattern(n: int, seed: int = 0) -> bytes:
     """Bytes that differ at every offset, so a splice or a shift is visible."""
     return bytes((i * 7 + seed + (i >> 8)) & 0xFF for i in range(n))
@@ -134,78 +147,92 @@ def test_geometry_rejects_a_bad_field_by_name(field, value):
         Geometry(**{field: value})
 
 
-def test_geometry_must_fit_the_flash_on_sector_boundaries(flash):
+def test_geometry_must_fit_the_flash_on_sector_boundaries(rig):
     """Blocks are erased as whole sectors (W25Q128JV 8.2.15: 4 KiB sector erase)."""
     with pytest.raises(ValueError, match="runs past the end"):
-        Storage.mount(flash, Geometry(block_count=512))
+        rig.mount(Geometry(block_count=4097))
     with pytest.raises(ValueError, match="offset"):
-        Storage.mount(flash, Geometry(block_count=8, offset=100))
+        rig.mount(Geometry(block_count=8, offset=100))
+    with pytest.raises(ValueError, match="block_size"):
+        rig.mount(Geometry(block_size=2048, cache_size=256))
 
 
 # -- mounting ---------------------------------------------------------------------
 
 
-def test_mount_formats_a_blank_chip(flash):
-    """A blank (all 0xFF) region is formatted on first boot."""
-    st = Storage.mount(flash, SMALL)
+def test_mount_formats_a_blank_chip(rig):
+    """A blank (all 0xFF) region is formatted on first boot, and only then."""
+    st = rig.mount()
     assert st.formatted
     assert st.listdir() == []
     st.unmount()
-    assert not Storage.mount(flash, SMALL).formatted
+    assert not rig.mount().formatted
 
 
-def test_mount_of_a_blank_chip_with_format_blank_false_raises_not_formatted(flash):
+def test_mount_of_a_blank_chip_with_format_blank_false_raises_not_formatted(rig):
     """Formatting is the caller's decision (littlefs-python trap 3)."""
     with pytest.raises(NotFormatted):
-        Storage.mount(flash, SMALL, format_blank=False)
-    assert flash.ops == 0
+        rig.mount(format_blank=False)
+    assert rig.ops == 0
 
 
-@pytest.mark.parametrize("where", [0, 5 * 4096 + 1])
-def test_mount_refuses_a_foreign_chip_and_leaves_it_intact(flash, where):
+@pytest.mark.parametrize("where", [2 * 4096, 5 * 4096 + 1, 63 * 4096])
+def test_mount_refuses_a_foreign_chip_and_leaves_it_intact(rig, where):
     """A chip that is not blank and not littlefs is reported, never wiped (trap 3):
-    data in the superblock pair or at the start of any later block counts."""
-    flash.mem[where : where + 4] = b"\x12\x34\x56\x78"
-    before = bytes(flash.mem)
+    data at the start of any block past the superblock pair counts."""
+    rig.chip.array[where : where + 4] = b"\x12\x34\x56\x78"
+    before = bytes(rig.chip.array[: SMALL.region_size])
     with pytest.raises(NotFormatted, match="force_format=True"):
-        Storage.mount(flash, SMALL)
-    assert bytes(flash.mem) == before
-    assert flash.ops == 0
+        rig.mount()
+    assert bytes(rig.chip.array[: SMALL.region_size]) == before
+    assert rig.ops == 0
 
 
-def test_force_format_wipes_a_foreign_chip(flash):
+def test_a_foreign_littlefs_is_not_formatted(rig):
+    """A littlefs of another geometry does not mount with ours; it is data, not blank."""
+    other = rig.mount(Geometry(block_count=64, block_size=8192, cache_size=256))
+    other.write_atomic("theirs", pattern(30_000))
+    other.unmount()
+    before = rig.ops
+    with pytest.raises(NotFormatted):
+        rig.mount()
+    assert rig.ops == before
+
+
+def test_force_format_wipes_a_foreign_chip(rig):
     """force_format formats whatever the region holds."""
-    flash.mem[0:4] = b"\x12\x34\x56\x78"
-    st = Storage.mount(flash, SMALL, force_format=True)
+    rig.chip.array[0:4] = b"\x12\x34\x56\x78"
+    st = rig.mount(force_format=True)
     assert st.formatted and st.listdir() == []
 
 
-def test_force_format_erases_existing_files(flash):
+def test_force_format_erases_existing_files(rig):
     """A forced format of a littlefs region starts an empty file system."""
-    st = Storage.mount(flash, SMALL)
+    st = rig.mount()
     st.write_atomic("keep", b"x")
     st.unmount()
-    assert Storage.mount(flash, SMALL, force_format=True).listdir() == []
+    assert rig.mount(force_format=True).listdir() == []
 
 
-def test_region_at_an_offset_leaves_the_rest_of_the_chip_alone(flash):
+def test_region_at_an_offset_leaves_the_rest_of_the_chip_alone(rig):
     """Geometry.offset maps block 0 to that address; nothing below it is touched."""
-    flash.mem[0:4096] = b"\x00" * 4096
-    st = Storage.mount(flash, Geometry(block_count=16, offset=4096))
+    rig.chip.array[0:4096] = b"\x00" * 4096
+    geometry = Geometry(block_count=16, offset=4096)
+    st = rig.mount(geometry)
     st.write_atomic("f", b"hello")
-    assert flash.mem[0:4096] == b"\x00" * 4096
+    assert rig.chip.array[0:4096] == b"\x00" * 4096
     st.unmount()
-    assert Storage.mount(flash, Geometry(block_count=16, offset=4096)).read_file("f") == b"hello"
+    assert rig.mount(geometry).read_file("f") == b"hello"
 
 
 # -- files ------------------------------------------------------------------------
 
 
-def test_files_survive_a_remount(flash, storage):
+def test_files_survive_a_remount(rig, storage):
     """What was committed is read back by a fresh mount."""
     storage.write_atomic("a.bin", pattern(10_000))
     storage.unmount()
-    st = Storage.mount(flash, SMALL)
+    st = rig.mount()
     assert st.read_file("a.bin") == pattern(10_000)
     assert st.size("a.bin") == 10_000
 
@@ -281,55 +308,72 @@ def test_a_full_file_system_raises_storage_full_and_keeps_the_old_file(storage):
 
 
 def test_append_file_size_counts_uncommitted_data(storage):
+    """lfs_file_size includes unsynced data; lfs_stat sees only what was committed."""
     with storage.open_append("a") as f:
         f.write(b"x" * 100)
         assert f.size == 100
-        assert storage.size("a") == 0  # not committed yet
+        assert storage.size("a") == 0
         f.sync()
         assert storage.size("a") == 100
 
 
-def test_a_flash_fault_becomes_a_storage_error_naming_the_operation(flash, storage):
+def test_a_flash_fault_becomes_a_storage_error_naming_the_operation(rig):
     """A driver error (agent.flash.FlashError) is returned to littlefs as LFS_ERR_IO
     and raised to the caller as StorageError with the op and block, the cause chained."""
-    flash.fail_next_program = RuntimeError("chip stayed BUSY")
+    flash = FailingFlash(rig.flash)
+    st = Storage.mount(flash, SMALL)
+    flash.fail_next_program = FlashTimeout("still BUSY after page program")
     with pytest.raises(StorageError, match=r"program of block \d+") as info:
-        storage.write_atomic("f", pattern(5000))
-    assert isinstance(info.value.__cause__, RuntimeError)
+        st.write_atomic("f", pattern(5000))
+    assert isinstance(info.value.__cause__, FlashTimeout)
+    st.write_atomic("f", b"fine again")  # a fault is reported once, not sticky
+    assert st.read_file("f") == b"fine again"
 
 
 # -- power loss -------------------------------------------------------------------
 
 
-def test_power_loss_during_a_read_is_raised_not_returned_as_ff(flash, storage):
+def test_power_loss_during_a_read_is_raised_not_returned_as_ff(rig, storage):
     """A failed data-block read comes back from littlefs as 0xFF with no error (trap 2):
     the storage must raise PowerLoss instead of returning those bytes."""
     storage.write_atomic("img", pattern(20_000))
     f = storage.open_read("img")
-    flash.powered = False
+    rig.chip.power_off()
     with pytest.raises(PowerLoss):
         f.read_at(8192, 4096)
 
 
-def test_after_a_power_loss_every_call_raises_without_touching_the_flash(flash, storage):
+def test_after_a_power_loss_every_call_raises_without_touching_the_flash(rig, storage):
     """Nothing reaches a chip without power; the instance is dead until remounted."""
-    flash.cut_after(0)
+    rig.cut_after(0)
     with pytest.raises(PowerLoss):
         storage.write_atomic("f", b"data")
-    flash.power_on()
-    reads, ops = flash.reads, flash.ops
+    rig.chip.power_on()
+    before = rig.transactions
     for call in (lambda: storage.exists("f"), lambda: storage.write_atomic("g", b"x")):
         with pytest.raises(PowerLoss):
             call()
-    assert (flash.reads, flash.ops) == (reads, ops)
+    assert rig.transactions == before
     assert storage.power_lost
 
 
-def test_power_loss_during_mount_is_raised(flash):
-    """A cut while formatting is a PowerLoss, not a NotFormatted or a silent success."""
-    flash.cut_after(1)
-    with pytest.raises(PowerLoss):
-        Storage.mount(flash, SMALL)
+@pytest.mark.parametrize("torn", [False, True], ids=["after-op", "torn-op"])
+def test_a_cut_during_the_first_format_raises_and_the_next_boot_formats(torn):
+    """A cut while formatting is a PowerLoss, not a NotFormatted or a silent success.
+    lfs_format writes only the superblock pair (blocks 0 and 1), so a chip torn there
+    and blank elsewhere is formatted again on the next boot rather than bricked."""
+    probe = Rig()
+    probe.mount().unmount()
+    total = probe.ops
+    for n in range(total):
+        rig = Rig()
+        rig.cut_after(n, torn=torn)
+        with pytest.raises(PowerLoss):
+            rig.mount()
+        rig.chip.power_on()
+        st = rig.mount()
+        st.write_atomic("f", b"ok")
+        assert rig.reboot().read_file("f") == b"ok"
 
 
 def test_a_failed_close_does_not_kill_the_interpreter():
@@ -340,18 +384,17 @@ def test_a_failed_close_does_not_kill_the_interpreter():
         """
         import gc
         from agent.errors import PowerLoss
-        from agent.storage import Geometry, Storage
-        from tests.unit.test_storage import NorFake
+        from tests.unit.test_storage import Rig
 
-        flash = NorFake()
-        st = Storage.mount(flash, Geometry(block_count=64))
+        rig = Rig()
+        st = rig.mount()
         f = st.open_append("img")
         f.write(b"x" * 10_000)
-        flash.cut_after(0)
+        rig.cut_after(0)
         try:
             f.close()
         except PowerLoss:
-            pass
+            print("close raised PowerLoss")
         f.close()
         del f, st
         gc.collect()
@@ -362,22 +405,11 @@ def test_a_failed_close_does_not_kill_the_interpreter():
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "alive"
-
-
-def count_ops(action, make_flash=NorFake) -> tuple[NorFake, int]:
-    """Mount a fresh flash, then count the state-changing ops ``action`` does."""
-    flash = make_flash()
-    st = Storage.mount(flash, SMALL)
-    start = flash.ops
-    action(st)
-    total = flash.ops - start
-    st.unmount()
-    return flash, total
+    assert done.stdout.split("\n")[:2] == ["close raised PowerLoss", "alive"]
 
 
 def cut_points(total: int, stride: int, extra: tuple[int, ...] = ()) -> list[int]:
-    """Every ``stride``-th op, both ends, and ``extra`` (the ops around sync points)."""
+    """Every ``stride``-th op, both ends, and ``extra`` (the ops around commit points)."""
     points = set(range(0, total + 1, stride)) | {0, 1, total - 1, total} | set(extra)
     return sorted(p for p in points if 0 <= p <= total)
 
@@ -387,45 +419,47 @@ APPEND_TOTAL = 100 * 1024
 APPEND_CHUNK = 4096
 
 
-def append_with_syncs(st: Storage, marks: list[int] | None = None, flash=None) -> None:
+def append_with_syncs(st: Storage, on_sync=None) -> None:
+    """Append APPEND_TOTAL bytes in 4 KiB writes, syncing every 16 KiB, then close."""
+    data = pattern(APPEND_TOTAL)
     with st.open_append("ota.bin") as f:
-        data = pattern(APPEND_TOTAL)
         for pos in range(0, APPEND_TOTAL, APPEND_CHUNK):
             f.write(data[pos : pos + APPEND_CHUNK])
             if (pos + APPEND_CHUNK) % SYNC_EVERY == 0:
                 f.sync()
-                if marks is not None:
-                    marks.append(flash.ops)
+                if on_sync is not None:
+                    on_sync(pos + APPEND_CHUNK)
 
 
-def test_append_cut_at_every_operation_keeps_exactly_the_last_sync_point():
+@pytest.mark.parametrize("torn", [False, True], ids=["after-op", "torn-op"])
+def test_append_cut_at_every_operation_keeps_exactly_the_last_commit(torn):
     """littlefs commits file data on lfs_file_sync or close (littlefs DESIGN.md, "Files";
-    lfs.h, lfs_file_sync): after a cut anywhere, the remounted file is exactly as long as
-    the last completed commit and its bytes are the ones written. The original agent
-    never syncs (reference-design.md, weakness 1)."""
-    probe = NorFake()
-    st = Storage.mount(probe, SMALL)
-    base = probe.ops
-    marks: list[int] = []
-    append_with_syncs(st, marks, probe)
-    total = probe.ops - base
-    st.unmount()
-    commits = {m - base: SYNC_EVERY * (i + 1) for i, m in enumerate(marks)}
+    lfs.h, lfs_file_sync): after a cut anywhere, even one tearing a page program or a
+    sector erase (W25Q128JV 8.2.13, 8.2.15: contents undefined), the remounted file is
+    exactly as long as the last completed commit and holds the bytes written.
+    The original agent never syncs (reference-design.md, weakness 1)."""
+    rig = Rig()
+    st = rig.mount()
+    blank = rig.chip.snapshot()
+    base = rig.ops
+    commits = {}
+    append_with_syncs(st, lambda size: commits.__setitem__(rig.ops - base, size))
+    total = rig.ops - base
     commits[total] = APPEND_TOTAL  # the final close
     extra = tuple(op + d for op in commits for d in (-1, 0, 1))
     expected = pattern(APPEND_TOTAL)
-    for n in cut_points(total, 7, extra):
-        flash = NorFake()
-        st = Storage.mount(flash, SMALL)
-        flash.cut_after(n)
+    points = cut_points(total, 2 if torn else 1, extra)
+    for n in points:
+        rig.chip.restore(blank)
+        st = rig.mount()
+        rig.cut_after(n, torn=torn)
         try:
             append_with_syncs(st)
         except PowerLoss:
-            assert n < total, f"PowerLoss with a cut after op {n}, past the last ({total})"
+            assert n <= total, f"PowerLoss with a cut after op {n}, past the last ({total})"
         else:
             assert n >= total, f"no PowerLoss with a cut after op {n} of {total}"
-        flash.power_on()
-        st2 = Storage.mount(flash, SMALL, format_blank=False)
+        st2 = rig.reboot()
         size = st2.size("ota.bin") if st2.exists("ota.bin") else 0
         done = max([0] + [size_ for op, size_ in commits.items() if op <= n])
         assert size in (0, *commits.values()), f"cut after op {n}: size {size} never committed"
@@ -433,25 +467,30 @@ def test_append_cut_at_every_operation_keeps_exactly_the_last_sync_point():
         if size:
             assert st2.read_file("ota.bin") == expected[:size], f"cut after op {n}: bad bytes"
         st2.unmount()
+    print(f"\n{len(points)} cut points over {total} operations (torn={torn})")
 
 
-def test_append_without_sync_loses_everything_after_a_cut():
+def test_append_without_sync_loses_everything_after_a_cut(rig):
     """Weakness 1 of the reference design: without lfs_file_sync, a cut just before the
     final close leaves nothing of the file's data, so our sync is what makes resume work."""
 
     def append_no_sync(st: Storage) -> None:
+        data = pattern(APPEND_TOTAL)
         with st.open_append("ota.bin") as f:
             for pos in range(0, APPEND_TOTAL, APPEND_CHUNK):
-                f.write(pattern(APPEND_TOTAL)[pos : pos + APPEND_CHUNK])
+                f.write(data[pos : pos + APPEND_CHUNK])
 
-    _, total = count_ops(append_no_sync)
-    flash = NorFake()
-    st = Storage.mount(flash, SMALL)
-    flash.cut_after(total - 1)
+    st = rig.mount()
+    blank = rig.chip.snapshot()
+    base = rig.ops
+    append_no_sync(st)
+    total = rig.ops - base
+    rig.chip.restore(blank)
+    st = rig.mount()
+    rig.cut_after(total - 1)
     with pytest.raises(PowerLoss):
         append_no_sync(st)
-    flash.power_on()
-    st2 = Storage.mount(flash, SMALL, format_blank=False)
+    st2 = rig.reboot()
     assert not st2.exists("ota.bin") or st2.size("ota.bin") == 0
 
 
@@ -459,28 +498,25 @@ OLD = pattern(9000, seed=1)
 NEW = pattern(13_000, seed=2)
 
 
-def test_write_atomic_cut_at_every_operation_leaves_old_or_new():
+@pytest.mark.parametrize("torn", [False, True], ids=["after-op", "torn-op"])
+def test_write_atomic_cut_at_every_operation_leaves_old_or_new(torn):
     """A littlefs rename is one metadata commit (DESIGN.md, "Metadata pairs"): a cut
     anywhere in write_atomic leaves the old content or the new, never a mix."""
-
-    def prepare() -> tuple[NorFake, Storage]:
-        flash = NorFake()
-        st = Storage.mount(flash, SMALL)
-        st.write_atomic("record", OLD)
-        return flash, st
-
-    flash, st = prepare()
-    start = flash.ops
+    rig = Rig()
+    st = rig.mount()
+    st.write_atomic("record", OLD)
+    before = rig.chip.snapshot()
+    start = rig.ops
     st.write_atomic("record", NEW)
-    total = flash.ops - start
+    total = rig.ops - start
     seen = set()
     for n in range(total + 1):
-        flash, st = prepare()
-        flash.cut_after(n)
+        rig.chip.restore(before)
+        st = rig.mount()
+        rig.cut_after(n, torn=torn)
         with contextlib.suppress(PowerLoss):
             st.write_atomic("record", NEW)
-        flash.power_on()
-        got = Storage.mount(flash, SMALL, format_blank=False).read_file("record")
+        got = rig.reboot().read_file("record")
         assert got in (OLD, NEW), f"cut after op {n} of {total}: mixed content"
         seen.add(got)
     assert seen == {OLD, NEW}
@@ -498,26 +534,26 @@ def append_mib(st: Storage, data: bytes) -> None:
                 f.sync()
 
 
-def test_print_mount_and_append_speed_on_the_flash_driver():
-    """Figures, not assertions on time: format+mount, a 1 MiB append with a sync every
-    64 KiB, a remount and a read back, over the real driver (agent.flash.SpiFlash)
-    on the plain bytearray port (sim.ramport), the whole 16 MiB default geometry."""
-    flash = SpiFlash(RamSpiPort(), VirtualClock())
+def test_print_mount_and_append_speed_on_the_chip_model():
+    """Figures, not assertions on time: first boot (blank probe + format + mount), a
+    1 MiB append with a sync every 64 KiB, a remount and a read back, over the real
+    driver on the W25Q128JV model with the default 16 MiB geometry; wall time and the
+    simulated device time (datasheet typical tPP/tSE on the virtual clock)."""
+    rig = Rig()
     data = pattern(1 << 20)
-    t0 = time.perf_counter()
-    st = Storage.mount(flash)
-    t1 = time.perf_counter()
-    append_mib(st, data)
-    t2 = time.perf_counter()
+    figures = []
+
+    def timed(label, action):
+        wall, sim = time.perf_counter(), rig.clock.monotonic()
+        result = action()
+        wall, sim = time.perf_counter() - wall, rig.clock.monotonic() - sim
+        figures.append(f"{label} {1e3 * wall:.1f} ms wall / {sim:.3f} s device")
+        return result
+
+    st = timed("first boot (probe+format+mount)", lambda: rig.mount(Geometry()))
+    timed("1 MiB append", lambda: append_mib(st, data))
     counts = st.io_counts
     st.unmount()
-    t3 = time.perf_counter()
-    st = Storage.mount(flash, format_blank=False)
-    t4 = time.perf_counter()
-    assert st.read_file("ota.bin") == data
-    t5 = time.perf_counter()
-    print(
-        f"\nstorage over SpiFlash+RamSpiPort: format+mount {1e3 * (t1 - t0):.1f} ms, "
-        f"1 MiB append {1e3 * (t2 - t1):.1f} ms ({counts}), remount {1e3 * (t4 - t3):.2f} ms, "
-        f"1 MiB read {1e3 * (t5 - t4):.1f} ms"
-    )
+    st = timed("remount", lambda: rig.mount(Geometry(), format_blank=False))
+    assert timed("1 MiB read", lambda: st.read_file("ota.bin")) == data
+    print("\nstorage on SpiFlash+W25Q128 model: " + "; ".join(figures) + f"; append {counts}")
