@@ -169,6 +169,7 @@ class W25Q128:
     @property
     def wear(self):
         """Erase count per 4 KiB sector (non-volatile, an ``array('I')``)."""
+        self._settle()
         return self._store.wear
 
     @property
