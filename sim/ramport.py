@@ -10,6 +10,8 @@ no protection, no power cuts (use :mod:`sim.w25q128` for those).
 
 from dataclasses import dataclass
 
+from sim.exchange_port import ExchangePort
+
 PAGE, SECTOR, BLOCK32, BLOCK64 = 256, 4096, 32 * 1024, 64 * 1024
 ERASE_UNITS = {0x20: SECTOR, 0x52: BLOCK32, 0xD8: BLOCK64}
 READS_WITH_ADDRESS = {0x03: 0, 0x0B: 1, 0x5A: 1}  # opcode: dummy bytes after the address
@@ -26,7 +28,7 @@ class SpiCommand:
     length: int
 
 
-class RamSpiPort:
+class RamSpiPort(ExchangePort):
     """A bytearray speaking enough SPI NOR for the driver, with an optional command log."""
 
     def __init__(
@@ -60,12 +62,6 @@ class RamSpiPort:
 
     def set_frequency(self, frequency: float) -> None:
         self._frequency = float(frequency)
-
-    def read(self, readlen: int = 0, start: bool = True, stop: bool = True) -> bytes:
-        return self.exchange(b"", readlen, start, stop)
-
-    def write(self, out: bytes | bytearray, start: bool = True, stop: bool = True) -> None:
-        self.exchange(out, 0, start, stop)
 
     def exchange(
         self,

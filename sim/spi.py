@@ -11,6 +11,7 @@ before the chip sees the bytes, so BUSY and cuts are judged at the end of the tr
 
 from dataclasses import dataclass
 
+from sim.exchange_port import ExchangePort
 from sim.w25q128 import W25Q128
 
 _ADDRESSED = frozenset((0x02, 0x03, 0x0B, 0x20, 0x36, 0x39, 0x3D, 0x42, 0x44, 0x48, 0x52, 0x5A))
@@ -29,7 +30,7 @@ class SpiTransaction:
     in_len: int
 
 
-class SimSpiPort:
+class SimSpiPort(ExchangePort):
     """An SPI port (pyftdi ``SpiPort`` interface) wired to a :class:`W25Q128`."""
 
     def __init__(self, chip: W25Q128, *, frequency: float = 30e6, log: bool = False) -> None:
@@ -52,12 +53,6 @@ class SimSpiPort:
             raise ValueError(f"frequency must be a positive number of Hz, got {frequency!r}")
         self._frequency = float(frequency)
         self._s_per_byte = 8.0 / self._frequency
-
-    def read(self, readlen: int = 0, start: bool = True, stop: bool = True) -> bytes:
-        return self.exchange(b"", readlen, start, stop)
-
-    def write(self, out: bytes | bytearray, start: bool = True, stop: bool = True) -> None:
-        self.exchange(out, 0, start, stop)
 
     def exchange(
         self,
