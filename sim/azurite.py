@@ -17,11 +17,10 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-AZURITE_ACCOUNT = "devstoreaccount1"
-# Azurite's well-known development key (public, documented; not a secret).
-AZURITE_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
+from sim.dev_account import DEV_ACCOUNT, DEV_KEY, connection_string
+
+AZURITE_ACCOUNT = DEV_ACCOUNT
+AZURITE_KEY = DEV_KEY  # Azurite's well-known development key (public, documented; not a secret)
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _LOCAL_EXECUTABLE = _PROJECT_ROOT / "node_modules" / ".bin" / "azurite-blob"
@@ -101,10 +100,7 @@ class Azurite:
     @property
     def connection_string(self) -> str:
         """A connection string the Azure SDK accepts (``from_connection_string``)."""
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
-            f"AccountKey={AZURITE_KEY};BlobEndpoint={self.url};"
-        )
+        return connection_string(blob_endpoint=self.url, account=AZURITE_ACCOUNT, key=AZURITE_KEY)
 
     @property
     def log_path(self) -> Path:

@@ -33,6 +33,8 @@ from pathlib import Path
 import aiohttp
 from yarl import URL
 
+from sim.dev_account import connection_string
+
 CONTAINER = "bench"
 BLOB = "fw.bin"
 API_VERSION = "2021-08-06"
@@ -324,11 +326,7 @@ def main(argv: list[str]) -> int:
     data = random.Random(config.seed).randbytes(config.size)
     executable, why = find_azurite()
     with tempfile.TemporaryDirectory(prefix="bench-blob-") as tmp, _OursProcess() as ours:
-        _upload(
-            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-            f"AccountKey={ours.key};BlobEndpoint={ours.url};",
-            data,
-        )
+        _upload(connection_string(blob_endpoint=ours.url, key=ours.key), data)
         endpoints = [ours]
         if executable is None:
             print(f"Azurite not measured: {why}")

@@ -13,12 +13,9 @@ from sim.blobserver.errors import BlobError
 from sim.blobserver.events import Event
 from sim.blobserver.sas import make_service_sas
 from sim.blobserver.store import BlobStore, DirectoryStore, MemoryStore
+from sim.dev_account import DEV_ACCOUNT, DEV_KEY, connection_string
 from sim.faults.plan import FaultPlan, Rule
 
-DEV_ACCOUNT = "devstoreaccount1"
-"""Azurite's (and the old storage emulator's) well-known account name."""
-DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-"""Azurite's well-known account key: public, documented, for local emulation only."""
 SHUTDOWN_GRACE_S = 0.5  # handlers still running after this are cancelled
 
 
@@ -114,10 +111,7 @@ class BlobServer:
 
     @property
     def connection_string(self) -> str:
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={self.account};"
-            f"AccountKey={self.key};BlobEndpoint={self.url};"
-        )
+        return connection_string(blob_endpoint=self.url, account=self.account, key=self.key)
 
     @property
     def control_url(self) -> str:
