@@ -12,7 +12,6 @@ model: a self-test that must report zero differences. The rig's test region
 is restored afterwards.
 """
 
-import argparse
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,7 +23,8 @@ from agent.spi import SpiPort
 from . import report
 from .port import open_bench
 from .raw import SR2_SUS, T_PP_S, T_SE_S, RawNor
-from .rig import Rig, RigError
+from .rig import Rig
+from .tool import run_tool
 
 SECTOR, PAGE = 4096, 256
 UNCOMPARED = {"unique id"}  # factory-unique per chip (8.2.30)
@@ -236,17 +236,6 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hil diff", description=__doc__.splitlines()[0])
-    parser.add_argument("--rig", required=True, metavar="FILE", help="rig file (TOML)")
-    parser.add_argument("--report", metavar="DIR", help="also write diff.json and diff.txt here")
-    args = parser.parse_args(argv)
-    try:
-        rig = Rig.load(args.rig)
-    except RigError as exc:
-        parser.error(str(exc))
-    result = run(rig)
-    text = render(result)
-    print(text)
-    for path in report.write(args.report, "diff", result, text):
-        print(f"wrote {path}")
+    description = __doc__.splitlines()[0]
+    result = run_tool(argv, name="diff", description=description, run=run, render=render)
     return 1 if result["differences"] or not result["restored"] else 0

@@ -7,7 +7,6 @@ in the rig's test region (restoring the sector afterwards) against the datasheet
 typical and maximum (section 9.6).
 """
 
-import argparse
 from typing import Any
 
 from agent.flash import W25Q128JV_IQ
@@ -15,7 +14,8 @@ from agent.flash import W25Q128JV_IQ
 from . import report
 from .port import open_bench
 from .raw import T_PP_S, T_SE_S, RawNor
-from .rig import Rig, RigError
+from .rig import Rig
+from .tool import run_tool
 
 SECTOR, PAGE = 4096, 256
 
@@ -132,19 +132,5 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hil probe", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--rig", required=True, metavar="FILE", help="rig file (TOML)")
-    parser.add_argument("--report", metavar="DIR", help="also write probe.json and probe.txt here")
-    args = parser.parse_args(argv)
-    try:
-        rig = Rig.load(args.rig)
-    except RigError as exc:
-        parser.error(str(exc))
-    result = probe(rig)
-    text = render(result)
-    print(text)
-    for path in report.write(args.report, "probe", result, text):
-        print(f"wrote {path}")
+    run_tool(argv, name="probe", description=__doc__.splitlines()[0], run=probe, render=render)
     return 0
