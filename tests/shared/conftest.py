@@ -6,7 +6,9 @@ pyftdi ``SpiPort``: a real adapter with real time, or the virtual FT232H on the
 model's virtual clock). Each param carries its marker, so ``pytest -m sim`` runs
 the simulator variant and ``pytest -m hil --rig FILE`` the bench variant of the
 very same test. Destructive tests stay inside ``flash_scratch``, which on a bench
-lies in the rig's ``[flash] test_region`` and is restored afterwards.
+lies in the rig's ``[flash] test_region`` and is restored afterwards; the agent's OTA
+tests put littlefs in ``ota_geometry``, likewise inside the test region and restored,
+and cut power through ``flash_supply`` (the model's power, or the rig's supply GPIO).
 """
 
 from collections.abc import Callable, Iterator
@@ -16,7 +18,9 @@ from typing import Any
 import pytest
 
 from agent.clock import Clock
+from agent.flash import SpiFlash
 from agent.spi import SpiPort
+from agent.storage import Geometry
 from hil.port import Bench, open_bench
 from hil.raw import T_BE64_S, RawNor
 from hil.rig import Rig
@@ -27,6 +31,10 @@ NO_RIG = (
     "or set OTA_HIL_RIG"
 )
 SCRATCH_SIZE = 4 * 4096  # four sectors: enough for every shared test, quick to restore
+SIM_REGION = (0xF00000, 0x1000000)  # the virtual rig's test_region, used in simulation too
+OTA_BLOCKS = 64  # 256 KiB of littlefs: two 64 KiB images, metadata and the agent's reserve
+SECTOR = 4096  # the W25Q128JV's smallest erase (20h, datasheet 8.2.17) and littlefs's block
+PAGE = 256  # Page Program's unit (02h, datasheet 8.2.13)
 
 
 @dataclass(frozen=True)
@@ -144,3 +152,92 @@ def requires_capability(flash_target: FlashTarget) -> Callable[[str], None]:
                 pytest.skip(reason)
 
     return check
+
+
+class ModelSupply:
+    """The W25Q128 model's power, presented as the bench's supply switch
+    (:class:`hil.port.PowerSwitch`), so a cut in simulation takes the bench's path."""
+
+    def __init__(self, chip: Any, *, off_time_s: float = 0.1) -> None:
+        self._chip = chip
+        self.off_time_s = off_time_s
+
+    @property
+    def is_on(self) -> bool:
+        return bool(self._chip.powered)
+
+    def off(self) -> None:
+        """Cut now: the model tears the operation in flight at its progress."""
+        self._chip.power_off()
+
+    def on(self) -> None:
+        self._chip.power_on()
+
+
+class NoSupply:
+    """A rig without a supply switch: always on, and it cannot cut."""
+
+    off_time_s = 0.0
+    is_on = True
+
+    def __init__(self, rig: Rig) -> None:
+        self._rig = rig
+
+    def off(self) -> None:
+        raise RuntimeError(f"rig {self._rig.name!r} has no [gpio] power: it cannot cut the supply")
+
+    def on(self) -> None:
+        pass
+
+
+@pytest.fixture
+def flash_supply(flash_target: FlashTarget) -> Any:
+    """The flash's supply switch: the model's power in simulation, the rig's GPIO on a
+    bench (tests that cut also call ``requires_capability("power_cut")``)."""
+    if flash_target.rig is None:
+        return ModelSupply(flash_target.chip)
+    assert flash_target.bench is not None
+    return flash_target.bench.power or NoSupply(flash_target.rig)
+
+
+def _restore(port: SpiPort, clock: Clock, base: int, saved: bytes) -> list[int]:
+    """Rewrite every sector that differs from ``saved``; returns their addresses."""
+    nor = RawNor(port, clock, record=False)
+    nor.reset()  # no suspend, write enable or power-down left behind (datasheet 8.2.43)
+    nor.wait_idle(T_BE64_S)
+    changed = []
+    for offset in range(0, len(saved), SECTOR):
+        want = saved[offset : offset + SECTOR]
+        if nor.read(base + offset, SECTOR) == want:
+            continue
+        changed.append(base + offset)
+        nor.erase(base + offset)
+        nor.wait_idle(T_BE64_S)
+        for page in range(0, SECTOR, PAGE):
+            data = want[page : page + PAGE]
+            if data != b"\xff" * PAGE:
+                nor.program(base + offset + page, data)
+                nor.wait_idle(T_BE64_S)
+    return changed
+
+
+@pytest.fixture
+def ota_geometry(flash_target: FlashTarget) -> Iterator[Geometry]:
+    """A blank littlefs region of ``OTA_BLOCKS`` blocks for the agent: at the start of the
+    rig's ``[flash] test_region`` (saved first, restored after), or of ``SIM_REGION``."""
+    start, end = SIM_REGION if flash_target.rig is None else flash_target.rig.test_region
+    if (end - start) // SECTOR < OTA_BLOCKS:
+        pytest.skip(
+            f"the rig's [flash] test_region [0x{start:X}, 0x{end:X}] holds "
+            f"{(end - start) // SECTOR} sectors; the OTA tests need {OTA_BLOCKS}"
+        )
+    geometry = Geometry(offset=start, block_count=OTA_BLOCKS)
+    size = geometry.region_size
+    flash = SpiFlash(flash_target.port, flash_target.clock)
+    saved = flash.read(start, size) if flash_target.rig is not None else None
+    flash.erase(start, size)  # blank, so the agent formats it (format_blank)
+    yield geometry
+    if saved is not None:
+        _restore(flash_target.port, flash_target.clock, start, saved)
+        if flash.read(start, size) != saved:
+            pytest.fail(f"could not restore the test region at 0x{start:06X} after the test")
