@@ -19,8 +19,6 @@ from spiflash import serialflash
 from spiflash.serialflash import SerialFlashManager, W25xFlashDevice
 
 from sim.clock import VirtualClock
-from sim.spi import SimSpiPort
-from sim.w25q128 import W25Q128
 
 pytestmark = pytest.mark.sim
 
@@ -43,25 +41,10 @@ class VirtualTime:
 
 
 @pytest.fixture
-def clock():
-    return VirtualClock()
-
-
-@pytest.fixture
-def chip(clock):
-    return W25Q128(clock=clock, seed=0, timing="typical")
-
-
-@pytest.fixture
 def virtual_time(monkeypatch, clock):
     fake = VirtualTime(clock)
     monkeypatch.setattr(serialflash, "time", fake)
     return fake
-
-
-@pytest.fixture
-def port(chip):
-    return SimSpiPort(chip, frequency=30e6)
 
 
 @pytest.fixture

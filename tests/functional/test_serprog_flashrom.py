@@ -7,6 +7,7 @@ flashrom's own rules (its chip table names this part "W25Q128.V"; a write reads 
 chip, erases what must be erased, programs, then reads back) are the specification.
 """
 
+import contextlib
 import os
 import random
 import re
@@ -14,11 +15,11 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sim.clock import VirtualClock
 from sim.serprog import SerprogServer
 
 pytestmark = pytest.mark.sim
@@ -57,23 +58,29 @@ def flashrom(address: tuple[str, int], *args: str) -> str:
 
 
 @pytest.fixture
-def clock():
-    return VirtualClock()
-
-
-@pytest.fixture
-def chip(clock):
-    from sim.w25q128 import W25Q128
-
-    return W25Q128(clock=clock, seed=0, timing="typical")
-
-
-@pytest.fixture
-def bridge(chip, clock):
-    from sim.spi import SimSpiPort
-
-    with SerprogServer(SimSpiPort(chip, frequency=30e6), clock=clock) as server:
+def bridge(port, clock):
+    with SerprogServer(port, clock=clock) as server:
         yield server
+
+
+@contextlib.contextmanager
+def serprog_cli(*args: str) -> Iterator[tuple[subprocess.Popen[str], tuple[str, int]]]:
+    """``python -m sim serprog --listen 127.0.0.1:0 ARGS`` as a child: it and its address."""
+    command = [sys.executable, "-m", "sim", "serprog", "--listen", "127.0.0.1:0", *args]
+    server = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        line = server.stdout.readline()
+        match = re.search(r"listening on ([\d.]+):(\d+)", line)
+        assert match, f"no address in {line!r}; stderr: {server.stderr.read()}"
+        yield server, (match[1], int(match[2]))
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        server.stdout.close()
+        server.stderr.close()
 
 
 def layout(tmp_path: Path, regions: dict[str, tuple[int, int]]) -> Path:
@@ -147,30 +154,12 @@ def test_cli_serves_flashrom_and_keeps_the_image_file(tmp_path):
     data = random.Random(4).randbytes(0x1000) + b"\xff" * (SIZE - 0x1000)
     (tmp_path / "data.bin").write_bytes(data)
     regions = layout(tmp_path, {"first": (0, 0xFFF), "rest": (0x1000, SIZE - 1)})
-    command = [sys.executable, "-m", "sim", "serprog", "--listen", "127.0.0.1:0"]
-    server = subprocess.Popen(
-        [*command, "--image", str(image_file), "--once"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = server.stdout.readline()
-        match = re.search(r"listening on ([\d.]+):(\d+)", line)
-        assert match, f"no address in {line!r}; stderr: {server.stderr.read()}"
-        address = (match[1], int(match[2]))
+    with serprog_cli("--image", str(image_file), "--once") as (server, address):
         output = flashrom(
             address, "-l", str(regions), "-i", "first", "-N", "-w", str(tmp_path / "data.bin")
         )
         assert "VERIFIED." in output
         assert server.wait(timeout=60) == 0
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-        server.stdout.close()
-        server.stderr.close()
     assert image_file.read_bytes() == data
 
 
@@ -182,25 +171,9 @@ def test_cli_flushes_the_image_when_terminated(tmp_path):
     written when the chip is closed, which proves the exit path flushed it.
     """
     image_file = tmp_path / "chip.bin"
-    command = [sys.executable, "-m", "sim", "serprog", "--listen", "127.0.0.1:0"]
-    server = subprocess.Popen(
-        [*command, "--image", str(image_file)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        match = re.search(r"listening on ([\d.]+):(\d+)", server.stdout.readline())
-        assert match
-        assert "W25Q128.V" in flashrom((match[1], int(match[2])))
+    with serprog_cli("--image", str(image_file)) as (server, address):
+        assert "W25Q128.V" in flashrom(address)
         server.terminate()
         assert server.wait(timeout=60) == 0
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-        server.stdout.close()
-        server.stderr.close()
     assert image_file.stat().st_size == SIZE
     assert (tmp_path / "chip.bin.nv.json").exists()

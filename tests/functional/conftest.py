@@ -1,0 +1,32 @@
+"""The simulated chip the functional tests drive with real third-party clients.
+
+pyspiflash (test_pyspiflash.py) and flashrom over serprog (test_serprog_flashrom.py)
+both talk to one fresh W25Q128JV model with typical datasheet timing (section 9.6)
+on a virtual clock, through :class:`sim.spi.SimSpiPort` at 30 MHz. The fixtures
+live here, not in a module the tests import, because pytest finds conftest
+fixtures by name (an imported fixture reads to a linter as an unused import).
+"""
+
+import pytest
+
+from sim.clock import VirtualClock
+from sim.spi import SimSpiPort
+from sim.w25q128 import W25Q128
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    """The chip's virtual clock: BUSY times pass on it, never in real time."""
+    return VirtualClock()
+
+
+@pytest.fixture
+def chip(clock: VirtualClock) -> W25Q128:
+    """A fresh (erased) chip, typical timing, seed 0."""
+    return W25Q128(clock=clock, seed=0, timing="typical")
+
+
+@pytest.fixture
+def port(chip: W25Q128) -> SimSpiPort:
+    """The chip behind pyftdi's ``SpiPort`` interface at 30 MHz SCK."""
+    return SimSpiPort(chip, frequency=30e6)
