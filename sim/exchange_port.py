@@ -6,23 +6,14 @@ pyftdi defines both as half-duplex transfers: ``read`` sends nothing and clocks
 so every transfer passes through the one method that models the wire.
 """
 
-from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 
-class ExchangePort(ABC):
+class ExchangePort:
     """Base for an :class:`agent.spi.SpiPort` whose ``read``/``write`` are ``exchange``."""
 
-    @abstractmethod
-    def exchange(
-        self,
-        out: bytes | bytearray = b"",
-        readlen: int = 0,
-        start: bool = True,
-        stop: bool = True,
-        duplex: bool = False,
-        droptail: int = 0,
-    ) -> bytes:
-        """Send ``out`` then read ``readlen`` bytes (see :class:`agent.spi.SpiPort`)."""
+    exchange: Callable[..., bytes]
+    """Implemented by the subclass, with :meth:`agent.spi.SpiPort.exchange`'s signature."""
 
     def read(self, readlen: int = 0, start: bool = True, stop: bool = True) -> bytes:
         """Clock ``readlen`` bytes in, sending nothing."""
