@@ -45,6 +45,28 @@ class Supply(Protocol):
     def on(self) -> None: ...
 
 
+class ModelSupply:
+    """The W25Q128 model's power presented as a supply switch, so a cut in simulation
+    takes the bench's path (:class:`PowerCutPort`) and the model tears the operation in
+    flight at its progress (``sim.w25q128.W25Q128.power_off``)."""
+
+    def __init__(self, chip: Any, *, off_time_s: float = 0.1) -> None:
+        if off_time_s < 0:
+            raise ValueError(f"off_time_s must be >= 0, got {off_time_s}")
+        self._chip = chip
+        self.off_time_s = off_time_s
+
+    @property
+    def is_on(self) -> bool:
+        return bool(self._chip.powered)
+
+    def off(self) -> None:
+        self._chip.power_off()
+
+    def on(self) -> None:
+        self._chip.power_on()
+
+
 @dataclass(frozen=True)
 class FiredCut:
     """One cut that happened: its plan, the boot it ended (1-based), the clock time."""

@@ -36,12 +36,21 @@ NONVOLATILE_WRITES = frozenset(
 )
 
 
+SECTOR_ERASES = frozenset({0x20, 0x52, 0xD8})  # 4, 32, 64 KiB (datasheet 8.2.17-8.2.19)
+
+
 @dataclass(frozen=True)
 class CutPlan:
-    """Cut power ``delay_s`` after the ``after_op``-th program/erase command (1-based)."""
+    """Cut power ``delay_s`` after the ``after_op``-th program/erase command (1-based).
+
+    ``opcodes`` narrows what is counted, e.g. :data:`SECTOR_ERASES` to land in an erase
+    (tSE 45 ms typical, datasheet 9.6): long enough to tear on a real rig, where the
+    USB round trip to the supply GPIO can outlast a 0.4 ms page program.
+    """
 
     after_op: int
     delay_s: float = 0.0
+    opcodes: frozenset[int] = NONVOLATILE_WRITES
 
     def __post_init__(self) -> None:
         if isinstance(self.after_op, bool) or not isinstance(self.after_op, int):
@@ -52,6 +61,11 @@ class CutPlan:
             )
         if not 0 <= self.delay_s <= 300:
             raise ValueError(f"delay_s must be in [0, 300] s, got {self.delay_s}")
+        if not isinstance(self.opcodes, frozenset) or not self.opcodes:
+            raise ValueError(f"opcodes must be a non-empty frozenset, got {self.opcodes!r}")
+        if not self.opcodes <= NONVOLATILE_WRITES:
+            others = sorted(self.opcodes - NONVOLATILE_WRITES, key=repr)
+            raise ValueError(f"opcodes must be program/erase instructions (8.1), not {others!r}")
 
 
 class PowerCutPort:
@@ -104,7 +118,7 @@ class PowerCutPort:
 
     def _after_transaction(self) -> None:
         opcode, self._opcode = self._opcode, None
-        if opcode not in NONVOLATILE_WRITES:
+        if opcode not in self.plan.opcodes:
             return
         self.ops_sent += 1
         if self.ops_sent == self.plan.after_op and self.cuts == 0:

@@ -21,6 +21,7 @@ from agent.clock import Clock
 from agent.flash import SpiFlash
 from agent.spi import SpiPort
 from agent.storage import Geometry
+from hil.device import ModelSupply
 from hil.port import Bench, open_bench
 from hil.raw import T_BE64_S, RawNor
 from hil.rig import Rig
@@ -152,26 +153,6 @@ def requires_capability(flash_target: FlashTarget) -> Callable[[str], None]:
                 pytest.skip(reason)
 
     return check
-
-
-class ModelSupply:
-    """The W25Q128 model's power, presented as the bench's supply switch
-    (:class:`hil.port.PowerSwitch`), so a cut in simulation takes the bench's path."""
-
-    def __init__(self, chip: Any, *, off_time_s: float = 0.1) -> None:
-        self._chip = chip
-        self.off_time_s = off_time_s
-
-    @property
-    def is_on(self) -> bool:
-        return bool(self._chip.powered)
-
-    def off(self) -> None:
-        """Cut now: the model tears the operation in flight at its progress."""
-        self._chip.power_off()
-
-    def on(self) -> None:
-        self._chip.power_on()
 
 
 class NoSupply:

@@ -22,7 +22,7 @@ from agent.flash import W25Q128JV_IQ, SpiFlash
 from agent.staging import CURRENT_PATH, STAGED_PATH
 from agent.storage import Geometry, Storage
 from hil.device import BenchDevice
-from hil.powercut import CutPlan
+from hil.powercut import SECTOR_ERASES, CutPlan
 from sim.blobserver import BlobServer
 from sim.device import applied
 from sim.twin import publish_ota
@@ -39,6 +39,10 @@ CUT_MID_DOWNLOAD = 120
 # Half the typical page program (tPP 0.4 ms, datasheet 9.6): inside a program, and inside
 # any erase or status write, which take longer.
 TORN_DELAY_S = W25Q128JV_IQ.t_pp_typ_s / 2
+# The Nth erase of the first boot, and a quarter of tSE (45 ms typical, datasheet 9.6)
+# into it: a cut a real rig's USB round trip cannot miss.
+ERASE_MID_DOWNLOAD = 22
+TORN_ERASE_DELAY_S = W25Q128JV_IQ.t_se_typ_s / 4
 
 
 def make_image(seed: int) -> bytes:
@@ -243,6 +247,30 @@ async def test_torn_cut_inside_an_operation_resumes_and_applies(
     assert len(device.fired) == 1 and device.boots == 2
     if flash_target.chip is not None:  # a model can say the cut fell inside the operation
         assert supply.busy == [True]
+    kept = sum(d.kept_bytes for d in device.downloads)
+    assert IMAGE_BYTES <= kept <= IMAGE_BYTES + CHECKPOINT_BYTES
+    assert sha256(device.target.image) == sha256(image)
+
+
+async def test_cut_inside_a_sector_erase_resumes_and_applies(
+    flash_target, flash_supply, make_device, blob_server, requires_capability
+):
+    """Datasheet 9.1 and 8.2.17: a sector erase cut part-way leaves its sector neither
+    old nor erased; littlefs must not trust it (it erases again before it programs) and
+    the agent resumes within one checkpoint and applies the exact image."""
+    requires_capability("power_cut")
+    image = make_image(5)
+    supply = BusyAtCut(flash_supply, flash_target.chip)
+    plan = CutPlan(after_op=ERASE_MID_DOWNLOAD, delay_s=TORN_ERASE_DELAY_S, opcodes=SECTOR_ERASES)
+    device = make_device(cuts=[plan], supply=supply)
+    offer(device, blob_server, 4, image)
+    result = await device.run_until(applied(4))
+    assert result.reached, result.reported
+    assert len(device.fired) == 1 and device.boots == 2
+    if flash_target.chip is not None:
+        assert supply.busy == [True]
+    first_boot = sum(d.kept_bytes for d in device.agents[0].downloads)
+    assert 0 < first_boot < IMAGE_BYTES, "the cut did not land inside the download"
     kept = sum(d.kept_bytes for d in device.downloads)
     assert IMAGE_BYTES <= kept <= IMAGE_BYTES + CHECKPOINT_BYTES
     assert sha256(device.target.image) == sha256(image)
