@@ -274,3 +274,26 @@ async def test_cut_inside_a_sector_erase_resumes_and_applies(
     kept = sum(d.kept_bytes for d in device.downloads)
     assert IMAGE_BYTES <= kept <= IMAGE_BYTES + CHECKPOINT_BYTES
     assert sha256(device.target.image) == sha256(image)
+
+
+async def test_a_cut_in_each_of_three_boots_costs_at_most_a_checkpoint_each(
+    flash_target, make_device, blob_server, requires_capability
+):
+    """Issue 4 (resume) on the bench: a cut in each of three boots in a row, after a
+    program, torn inside a program and torn inside an erase; every boot resumes from what
+    the last one committed, so at most three checkpoint intervals are downloaded twice."""
+    requires_capability("power_cut")
+    image = make_image(6)
+    cuts = [
+        CutPlan(after_op=CUT_MID_DOWNLOAD),
+        CutPlan(after_op=60, delay_s=TORN_DELAY_S),
+        CutPlan(after_op=4, delay_s=TORN_ERASE_DELAY_S, opcodes=SECTOR_ERASES),
+    ]
+    device = make_device(cuts=cuts)
+    offer(device, blob_server, 5, image)
+    result = await device.run_until(applied(5))
+    assert result.reached, result.reported
+    assert [cut.boot for cut in device.fired] == [1, 2, 3] and device.boots == 4
+    kept = sum(d.kept_bytes for d in device.downloads)
+    assert IMAGE_BYTES <= kept <= IMAGE_BYTES + len(cuts) * CHECKPOINT_BYTES
+    assert sha256(device.target.image) == sha256(image)
