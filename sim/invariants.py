@@ -77,8 +77,10 @@ def liveness(r: ScenarioResult) -> list[Violation]:
     """The expected end state was reached within the bounds, without a crash."""
     if r.crash is not None:
         return [Violation(LIVENESS, f"the agent crashed: {r.crash}")]
+    last = r.final_reported
+    if not r.reached and r.scenario.stuck_bits and last.get("Status") == "error":
+        return []  # a worn cell under the image: an honest error is the right end
     if not r.reached:
-        last = r.final_reported
         return [
             Violation(
                 LIVENESS,

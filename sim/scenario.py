@@ -423,12 +423,20 @@ def _settled(version: int) -> Callable[[dict[str, Any]], bool]:
     return check
 
 
-def _after(mark: int, twin: InProcessTwin) -> Callable[[dict[str, Any]], bool]:
-    """Done at the first settled report (applied / error / invalid) after ``mark``."""
+def _after(
+    mark: int, twin: InProcessTwin, version: int | None = None
+) -> Callable[[dict[str, Any]], bool]:
+    """Done at the first settled report (applied / error / invalid) after ``mark``;
+    with ``version``, only one about that version."""
 
     def check(reported: dict[str, Any]) -> bool:
         for patch in twin.reported_log[mark:]:
-            if reported_status(patch).get("Status") in ("applied", "error", "invalid"):
+            info = reported_status(patch)
+            status = info.get("Status")
+            if status not in ("applied", "error", "invalid"):
+                continue
+            about = info.get("Version") if status == "applied" else info.get("TargetVersion")
+            if version is None or about == version:
                 return True
         return False
 
@@ -523,32 +531,36 @@ class _Run:
     async def play(self) -> ScenarioResult:
         s, server = self.s, self.server
         base = await prepare_base(s, server)
-        server.plan = s.plan()
+        first_event = len(server.events)
         images = {v: s.image(v) for v in (BASE_VERSION, s.version, s.version + 1)}
         main = images[s.version]
+        rules = [_shifted(rule, first_event) for rule in s.plan().to_dict()["rules"]]
+        uploaded = _UPLOADED.setdefault(id(server), {})
+        for version, data in images.items():
+            if s.late_upload_at_request is not None and version == s.version:
+                continue
+            name = _blob_name(version)
+            digest = hashlib.sha256(data).digest()
+            if uploaded.get(name) != digest:  # same bytes keep their ETag across runs
+                server.put_blob(CONTAINER, name, data)
+                uploaded[name] = digest
         if s.late_upload_at_request is not None:
-            stale_bytes = random.Random(f"late:{s.image_seed}").randbytes(len(main))
-            server.put_blob(CONTAINER, _blob_name(s.version), stale_bytes)
-            plan = FaultPlan.from_dict(
+            name = _blob_name(s.version)
+            server.put_blob(
+                CONTAINER, name, random.Random(f"late:{s.image_seed}").randbytes(len(main))
+            )
+            uploaded.pop(name, None)
+            at = first_event + s.late_upload_at_request
+            rules.append(
                 {
-                    "rules": [
-                        *server.plan.to_dict()["rules"],
-                        {
-                            "id": "late-upload",
-                            "fault": "etag_change",
-                            "params": {"content_b64": _b64(main)},
-                            "blob": f"{CONTAINER}/{_blob_name(s.version)}",
-                            "requests": [s.late_upload_at_request, s.late_upload_at_request],
-                        },
-                    ]
+                    "id": "late-upload",
+                    "fault": "etag_change",
+                    "params": {"content_b64": _b64(main)},
+                    "blob": f"{CONTAINER}/{name}",
+                    "requests": [at, at],
                 }
             )
-            server.plan = plan
-        else:
-            server.put_blob(CONTAINER, _blob_name(s.version), main)
-        server.put_blob(CONTAINER, _blob_name(s.version + 1), images[s.version + 1])
-        server.put_blob(CONTAINER, _blob_name(BASE_VERSION), images[BASE_VERSION])
-        first_event = len(server.events)
+        server.plan = FaultPlan.from_dict({"rules": rules})
 
         chip = self.chip or W25Q128(VirtualClock(), seed=s.chip_seed, timing=s.timing)
         start = self.start
@@ -643,7 +655,7 @@ class _Run:
                     publish(BASE_VERSION)
                 mark = len(twin.reported_log)
                 again = await device.run_until(
-                    _after(mark, twin),
+                    _after(mark, twin, BASE_VERSION if s.stale else None),
                     max_boots=device.boots + 3,
                     max_device_time_s=chip.clock.monotonic() + s.max_device_time_s,
                     on_boot=on_boot,
@@ -742,6 +754,18 @@ def _merge(doc: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     from agent.cloud import merge_patch
 
     return merge_patch(doc, patch)
+
+
+_UPLOADED: dict[int, dict[str, bytes]] = {}  # id(server) -> blob name -> sha256 uploaded
+
+
+def _shifted(rule: dict[str, Any], offset: int) -> dict[str, Any]:
+    """``rule`` with its request window moved past the ``offset`` requests made before
+    the scenario (the base OTA): scenario plans count requests from the scenario's start."""
+    first, last = rule.get("requests", [1, None])
+    rule = dict(rule)
+    rule["requests"] = [first + offset, None if last is None else last + offset]
+    return rule
 
 
 def _b64(data: bytes) -> str:
