@@ -191,6 +191,13 @@ class Downloader:
         self.policy = policy or DownloadPolicy()
         self._rng = rng or random.Random()
         self._on_progress = on_progress
+        self.history: list[DownloadStats] = []
+
+    @property
+    def stats(self) -> DownloadStats | None:
+        """The stats of the latest :meth:`download` call, kept up to date while it runs
+        (so they survive a :class:`~agent.errors.PowerLoss` that ends it)."""
+        return self.history[-1] if self.history else None
 
     async def download(self, instruction: Instruction, staging: Staging) -> DownloadStats:
         """Fetch the rest of the image; return once ``staging.committed == size``.
@@ -200,6 +207,7 @@ class Downloader:
         passes through untouched.
         """
         stats = DownloadStats()
+        self.history.append(stats)
         failures = 0
         while staging.committed < instruction.size:
             before = staging.committed
@@ -253,6 +261,7 @@ class Downloader:
             if plan.restart:
                 stats.restarts += 1
                 staging.restart()
+                self._progress(0, instruction.size)
             if staging.etag is None:
                 staging.begin(plan.etag)
             await self._consume(response, plan, instruction, staging, stats)
@@ -314,6 +323,7 @@ class Downloader:
             self._event(stats, "412 ConditionNotMet: the blob was replaced; restarting from 0")
             stats.restarts += 1
             staging.restart()
+            self._progress(0, instruction.size)
             raise _Retry(HttpStatusError(412, "blob replaced (412), restarting"), retry_after=0.0)
         if status == 416:
             unsat = _UNSATISFIED_RANGE.match(response.headers.get("Content-Range", ""))
@@ -356,7 +366,7 @@ class Downloader:
                 remaining = policy.low_speed_time_s - (self._clock.monotonic() - window_start)
                 try:
                     chunk = await self._clock.wait_for(
-                        response.content.readany(), max(0.0, remaining)
+                        response.content.read(policy.read_chunk_bytes), max(0.0, remaining)
                     )
                 except TimeoutError:
                     chunk = None

@@ -34,7 +34,7 @@ import aiohttp
 
 from agent.clock import Clock
 from agent.cloud import Twin, merge_patch
-from agent.download import Downloader, DownloadError, DownloadPolicy
+from agent.download import Downloader, DownloadError, DownloadPolicy, DownloadStats
 from agent.errors import PowerLoss
 from agent.instruction import Instruction, InvalidInstruction, parse_instruction
 from agent.record import Job, Record, RecordError, State, load_record
@@ -115,6 +115,7 @@ class Agent:
         self._wake = asyncio.Event()
         self._progress_sent = -1
         self._outbox: asyncio.Queue[Report] = asyncio.Queue()
+        self._downloader: Downloader | None = None
 
     # -- boot ---------------------------------------------------------------------
 
@@ -133,6 +134,11 @@ class Agent:
         if record is None:
             record = Record(installed_version=self.target.current_version())
         self.journal = Journal(self.storage, record, RECORD_PATH)
+
+    @property
+    def downloads(self) -> list[DownloadStats]:
+        """One :class:`DownloadStats` per download attempt in this boot, oldest first."""
+        return [] if self._downloader is None else self._downloader.history
 
     def installed_version(self) -> int:
         assert self.journal is not None
@@ -315,6 +321,7 @@ class Agent:
 
     async def _download(self, instruction: Instruction) -> bool:
         assert self.storage is not None and self.journal is not None
+        assert self._downloader is not None
         staging = ImageStaging(self.storage, self.journal, STAGED_PATH)
         await self._report_progress(staging.committed, instruction.size, force=True)
         try:
