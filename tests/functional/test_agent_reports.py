@@ -1,0 +1,177 @@
+"""Every state the agent reports, end to end: real HTTP blob server, chip model, agent.
+
+The vocabulary is the original's cloud contract (shared/notes/reference-design.md,
+"Cloud contract"): ``extFwInfo.Status`` in downloading, interrupted, applying, applied,
+error, invalid, with ``Error`` text and ``Version`` after applied; ``Progress`` and
+``Downloaded`` are ours (issue 4, "The state machine").
+"""
+
+import itertools
+
+import pytest
+
+from agent.staging import STAGED_PATH
+from sim.device import applied, settled
+from sim.faults import Corrupt, Down, Status
+from sim.faults.plan import Rule
+from tests.functional.agent_fixtures import (
+    IMAGE_BYTES,
+    make_image,
+    rig,
+    sha256,
+    status_is,
+)
+
+pytestmark = pytest.mark.sim
+
+
+async def test_download_reports_progress_and_bytes_rising_to_the_image_size():
+    """Issue 4: ``downloading`` carries ``Progress`` (percent) and ``Downloaded`` (bytes
+    committed), both rising, ending at 100 and the image size."""
+    image = make_image(1)
+    async with rig() as r:
+        r.offer(1, image)
+        result = await r.run(applied(1))
+    assert result.reached
+    downloading = r.reports("downloading")
+    progress = [s["Progress"] for s in downloading]
+    downloaded = [s["Downloaded"] for s in downloading]
+    assert progress == sorted(progress) and progress[0] == 0 and progress[-1] == 100
+    assert downloaded == sorted(downloaded) and downloaded[-1] == IMAGE_BYTES
+    assert all(s["TargetVersion"] == 1 and s["Error"] == "None" for s in downloading)
+
+
+async def test_reports_are_sent_on_change_not_in_a_busy_loop():
+    """Reference design, "Cloud contract": reported properties are sent when the state
+    changes. With 5 % progress steps a whole OTA sends at most ~20 progress reports."""
+    image = make_image(2)
+    async with rig() as r:
+        r.offer(1, image)
+        await r.run(applied(1))
+    log = r.device.twin.reported_log
+    assert len(log) <= 100 // r.device.config.progress_step_percent + 4
+    assert all(a != b for a, b in itertools.pairwise(log))
+
+
+async def test_applying_precedes_applied_which_reports_the_version():
+    """Reference design: ``applying``, then ``applied`` with ``{"Version": N}``; the MCU
+    then runs exactly the published image."""
+    image = make_image(3)
+    async with rig() as r:
+        r.offer(7, image)
+        await r.run(applied(7))
+    statuses = [s for s, _ in r.statuses()]
+    assert statuses.index("applying") < statuses.index("applied")
+    assert r.reported["Version"] == 7 and r.reported["Error"] == "None"
+    assert sha256(r.device.target.image) == sha256(image)
+    assert r.device.target.current_version() == 7
+
+
+async def test_unreachable_server_reports_interrupted_network_timeout():
+    """Reference design, "Flow": a network failure maps to ``interrupted`` +
+    ``Network Timeout`` (here after the downloader's bounded retries)."""
+    async with rig() as r:
+        r.server.add_rule(Rule(Down()))
+        r.offer(1, make_image(4))
+        result = await r.run(status_is("interrupted"))
+    assert result.reached
+    assert r.reported["Error"] == "Network Timeout"
+    assert r.reported["TargetVersion"] == 1
+    assert r.device.target.install_attempts == 0
+
+
+async def test_http_error_status_reports_interrupted_http_response_over_400():
+    """Reference design, "Flow": HTTP errors map to ``interrupted`` +
+    ``Http Response > 400`` (here after bounded retries with backoff)."""
+    async with rig() as r:
+        r.server.add_rule(Rule(Status(403)))
+        r.offer(1, make_image(5))
+        result = await r.run(status_is("interrupted"))
+    assert result.reached
+    assert r.reported["Error"] == "Http Response > 400"
+    assert "403" in r.reported["Detail"]
+
+
+async def test_interrupted_download_resumes_on_its_own_once_the_server_is_back():
+    """Issue 4: after ``interrupted`` the agent tries again by itself (jittered retry
+    interval), resuming, so a server that comes back gets the image applied."""
+    image = make_image(6)
+    async with rig() as r:
+        rule = r.server.add_rule(Rule(Down()))
+        r.offer(1, image)
+        assert (await r.run(status_is("interrupted"))).reached
+        r.server.remove_rule(rule)
+        result = await r.run(applied(1))
+    assert result.reached
+    assert sha256(r.device.target.image) == sha256(image)
+
+
+async def test_corrupted_image_reports_error_sha256_verify_fail_and_is_never_applied():
+    """Reference design, "Flow": verify SHA-256; on mismatch delete the image and report
+    ``error`` / ``SHA256 verify fail``. The transfer itself is intact (``corrupt``)."""
+    image = make_image(7)
+    async with rig() as r:
+        r.server.add_rule(Rule(Corrupt(offsets=(IMAGE_BYTES // 2,))))
+        r.offer(1, image)
+        result = await r.run(settled(1))
+    assert result.reached
+    assert (r.reported["Status"], r.reported["Error"]) == ("error", "SHA256 verify fail")
+    assert r.device.target.install_attempts == 0
+    assert r.files()[STAGED_PATH] is None
+
+
+async def test_mcu_refusing_the_image_reports_error_mcu_download_fail():
+    """Reference design: ``error`` / ``MCU Download fail`` when the apply step fails; the
+    MCU keeps its old version."""
+    async with rig() as r:
+        r.device.target.fail_next_install = "bootloader said no"
+        r.offer(1, make_image(8))
+        result = await r.run(settled(1))
+    assert result.reached
+    assert (r.reported["Status"], r.reported["Error"]) == ("error", "MCU Download fail")
+    assert r.device.target.current_version() == 0
+
+
+async def test_malformed_twin_reports_invalid_naming_the_field():
+    """Reference design, weakness 3 and issue 4: a malformed ``extFwInfo`` is ``invalid``
+    with a reason naming the field, never a crash."""
+    async with rig() as r:
+        r.device.twin.patch_desired(
+            {"extFwInfo": {"version": 1, "size": 10, "url": "http://127.0.0.1/a/b", "sas": "x"}}
+        )
+        result = await r.run(status_is("invalid"))
+    assert result.reached
+    assert r.reported["Error"] == "Invalid instruction"
+    assert "extFwInfo.sha256" in r.reported["Detail"]
+
+
+async def test_instruction_not_newer_than_the_installed_version_reports_invalid():
+    """Reference design: versions only increase; rollback is refused and reported."""
+    image = make_image(9)
+    async with rig() as r:
+        r.offer(3, image)
+        await r.run(applied(3))
+        r.publish(2, image)
+        result = await r.run(status_is("invalid"))
+    assert result.reached
+    assert r.reported["Error"] == "Version not newer"
+    assert r.reported["TargetVersion"] == 2
+
+
+async def test_image_larger_than_the_flash_reports_invalid():
+    """Issue 4: a size larger than the flash can hold is an invalid instruction, refused
+    before a byte is downloaded."""
+    async with rig() as r:
+        r.put(make_image(10))
+        info = {
+            "version": 1,
+            "size": 32 * 1024 * 1024,
+            "url": r.server.blob_url("ota", "mcu.bin"),
+            "sas": r.server.make_sas("ota"),
+            "sha256": "AB" * 32,
+        }
+        r.device.twin.patch_desired({"extFwInfo": info})
+        result = await r.run(status_is("invalid"))
+    assert result.reached
+    assert "extFwInfo.size" in r.reported["Detail"]
+    assert r.recorder.gets() == []
