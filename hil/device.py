@@ -4,11 +4,10 @@ Issue 6, "Power cuts on the bench": cut the flash's supply after the Nth program
 erase command (or a delay into it), hold it off, restore it and boot a fresh agent, so
 the invariants checked in simulation are checked on silicon. The run loop is
 :class:`sim.device.SimDevice`'s (boot, run until a reported predicate holds, boot
-again after :class:`~agent.errors.PowerLoss`); only its flash side is replaced: the
-SPI port and the power role ("chip" there) are a :class:`CutSchedule` over the rig's
-port and supply switch. The cloud (:class:`sim.twin.InProcessTwin`) and the MCU
-(:class:`sim.mcu.SimMcuTarget`) stay simulated on a bench too: the chip is what the
-bench puts under test.
+again after :class:`~agent.errors.PowerLoss`), given a :class:`CutSchedule` over the
+rig's port and supply switch as its SPI port and its power. The cloud
+(:class:`sim.twin.InProcessTwin`) and the MCU (:class:`sim.mcu.SimMcuTarget`) stay
+simulated on a bench too: the chip is what the bench puts under test.
 
 The same class serves the simulator, given the model's port and a switch over the
 model's power, so the shared OTA tests run one code path on both sides.
@@ -187,8 +186,8 @@ class BenchDevice:
         model: Any = None,
         agent_factory: Callable[..., Agent] = Agent,
     ) -> None:
-        """``model`` is the W25Q128 behind a simulated or virtual port, if there is one;
-        it only spares :class:`SimDevice` building a chip it would not use."""
+        """``model`` is the W25Q128 behind a simulated or virtual port, if there is one
+        (kept as the inner device's ``chip`` for inspection; a real rig has none)."""
         self.clock = clock
         self.schedule = CutSchedule(port, supply, clock, cuts)
         # The MCU's programming time is simulated; on real time it keeps its own clock.
@@ -201,12 +200,9 @@ class BenchDevice:
             chip=model,
             target=self.target,
             agent_factory=agent_factory,
+            port=self.schedule,
+            power=self.schedule,
         )
-        # Replace the flash side (see the module doc): SimDevice reaches its chip only
-        # through powered / power_off() / power_on(), and its port only in new_agent().
-        self._device.chip = self.schedule  # type: ignore[assignment]
-        self._device.port = self.schedule  # type: ignore[assignment]
-        self.target.on_cut = self.schedule.power_off
         self.twin = self._device.twin
         self.config = config
         self.agents: list[Agent] = []

@@ -14,11 +14,12 @@ import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from agent.engine import Agent, AgentConfig
 from agent.errors import PowerLoss
 from agent.flash import SpiFlash
+from agent.spi import SpiPort
 from sim.clock import VirtualClock
 from sim.mcu import SimMcuTarget
 from sim.spi import SimSpiPort
@@ -28,6 +29,17 @@ from sim.w25q128 import W25Q128
 SIM_SPI_HZ = 8e6  # the reference design's SPI clock (mode 0, 8 MHz)
 
 Predicate = Callable[[dict[str, Any]], bool]
+
+
+class Power(Protocol):
+    """The flash's power as a device drives it: the model chip, or a bench supply."""
+
+    @property
+    def powered(self) -> bool: ...
+
+    def power_off(self) -> None: ...
+
+    def power_on(self) -> None: ...
 
 
 def reported_status(reported: dict[str, Any]) -> dict[str, Any]:
@@ -82,13 +94,22 @@ class SimDevice:
         twin: InProcessTwin | None = None,
         target: SimMcuTarget | None = None,
         agent_factory: Callable[..., Agent] = Agent,
+        port: SpiPort | None = None,
+        power: Power | None = None,
     ) -> None:
+        """With ``port`` and ``power`` (a bench's flash and supply) no model is built."""
+        if (port is None) != (power is None):
+            raise ValueError("port and power go together: give both or neither")
         self.clock = clock or (chip.clock if chip is not None else VirtualClock())
-        self.chip = chip or W25Q128(self.clock, seed=seed, timing=timing)
-        self.port = SimSpiPort(self.chip, frequency=SIM_SPI_HZ)
+        self.chip = chip
+        if port is None:
+            self.chip = chip or W25Q128(self.clock, seed=seed, timing=timing)
+            port = SimSpiPort(self.chip, frequency=SIM_SPI_HZ)
+        self.port: SpiPort = port
+        self.power: Power = power or self.chip  # type: ignore[assignment]
         self.twin = twin or InProcessTwin()
         self.target = target or SimMcuTarget(self.clock)
-        self.target.on_cut = self.chip.power_off
+        self.target.on_cut = self.power.power_off
         self.config = config or AgentConfig(allow_http_loopback=True)
         self.agent_factory = agent_factory
         self.rng = random.Random(f"device:{seed}")
@@ -99,8 +120,8 @@ class SimDevice:
 
     def new_agent(self) -> Agent:
         """Power the chip if it is off and build a fresh agent (a boot)."""
-        if not self.chip.powered:
-            self.chip.power_on()
+        if not self.power.powered:
+            self.power.power_on()
         flash = SpiFlash(self.port, self.clock)
         self.boots += 1
         self.agent = self.agent_factory(
@@ -115,7 +136,7 @@ class SimDevice:
 
     def power_cycle(self) -> None:
         """Cut the power now, wherever the agent is; :meth:`run_until` boots it again."""
-        self.chip.power_off()
+        self.power.power_off()
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
@@ -158,7 +179,7 @@ class SimDevice:
                     self._task.result()  # an agent crash is a bug: raise it to the caller
                     break  # run() returned: it never should
                 self.cuts += 1
-                self.chip.power_off()
+                self.power.power_off()
                 self.twin.disconnect()
             return RunResult(
                 reached=waiter.done() and not waiter.cancelled(),
