@@ -217,9 +217,10 @@ class Agent:
     async def _supervise(self, job: asyncio.Future[Outcome], instruction: Instruction) -> Outcome:
         """Wait for ``job``; cancel it when a different instruction arrives."""
         while True:
-            waker = asyncio.ensure_future(self._wake.wait())
+            waker: asyncio.Future[Any] = asyncio.ensure_future(self._wake.wait())
+            pending: set[asyncio.Future[Any]] = {job, waker}
             try:
-                done, _ = await asyncio.wait({job, waker}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 waker.cancel()
             if job in done:
@@ -247,16 +248,17 @@ class Agent:
         assert self.storage is not None and self.journal is not None
         installed = self.installed_version()
         if instruction.version <= installed:
-            if instruction.version == installed:
+            if instruction.version == installed and self._is_installed_job(instruction):
                 await self._report_applied(installed)
             else:
+                why = "older than" if instruction.version < installed else "the same as"
                 await self._report(
                     Report(
                         Status.INVALID,
                         ErrorText.NOT_NEWER,
                         target_version=instruction.version,
-                        detail=f"version {instruction.version} is older than the installed "
-                        f"{installed}: rollback refused",
+                        detail=f"version {instruction.version} is {why} the installed "
+                        f"{installed}: versions only increase",
                     )
                 )
             return Outcome.DONE
@@ -287,6 +289,15 @@ class Agent:
             )
             return Outcome.RETRY
         return Outcome.DONE
+
+    def _is_installed_job(self, instruction: Instruction) -> bool:
+        """Whether ``instruction`` is the job applied last (unknown counts as yes: a
+        target flashed at the factory or a lost record cannot prove otherwise)."""
+        assert self.journal is not None
+        record = self.journal.record
+        if record.state is not State.APPLIED or record.job is None:
+            return True
+        return record.job.identity() == instruction.identity()
 
     async def _begin(self, instruction: Instruction) -> bool:
         """Start a new job, unless the image cannot fit beside the last good one."""
