@@ -16,7 +16,7 @@ import contextlib
 import functools
 import hashlib
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -107,6 +107,7 @@ class Rig:
     device: SimDevice
     recorder: Recorder
     agents: list[Agent] = field(default_factory=list)
+    _extra_on_boot: Callable[[SimDevice], None] | None = None
 
     def put(self, image: bytes, blob: str = BLOB) -> str:
         return self.server.put_blob(CONTAINER, blob, image)
@@ -126,18 +127,28 @@ class Rig:
         self.put(image, blob)
         self.publish(version, image, blob)
 
-    async def run(self, predicate: Any, *, real_timeout_s: float = 30.0, **kwargs: Any) -> Any:
+    async def run(
+        self,
+        predicate: Any,
+        *,
+        real_timeout_s: float = 30.0,
+        on_boot: Callable[[SimDevice], None] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """``run_until`` with this rig's boot log; ``real_timeout_s`` of wall time stops a
         device that has gone idle short of the predicate (its virtual clock then stands
         still, so ``max_device_time_s`` alone would never end the run)."""
         kwargs.setdefault("max_boots", 40)
         kwargs.setdefault("max_device_time_s", 6 * 3600.0)
+        self._extra_on_boot = on_boot
         async with asyncio.timeout(real_timeout_s):
             return await self.device.run_until(predicate, on_boot=self._on_boot, **kwargs)
 
     def _on_boot(self, device: SimDevice) -> None:
         assert device.agent is not None
         self.agents.append(device.agent)
+        if self._extra_on_boot is not None:
+            self._extra_on_boot(device)
 
     def event(self, number: int) -> Any:
         """The server's event for request ``number`` (events are logged as they end)."""
@@ -151,6 +162,10 @@ class Rig:
     def kept_bytes(self) -> int:
         """Image bytes written to the staging file over all boots."""
         return sum(stats.kept_bytes for stats in self.downloads)
+
+    def wire_bytes(self) -> int:
+        """Body bytes the agent read from the network over all boots, kept or not."""
+        return sum(stats.wire_bytes for stats in self.downloads)
 
     def statuses(self) -> list[tuple[str, str]]:
         """``(Status, Error)`` of every reported patch, in order."""

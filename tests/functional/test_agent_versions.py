@@ -1,0 +1,187 @@
+"""Versions, supersede, redelivery and the kept image, end to end.
+
+Reference design, "Cloud contract": versions start at 0 and only increase; rollback is
+refused. Issue 4, "The state machine": a newer instruction mid-download supersedes the
+old one cleanly, the same instruction delivered again continues where it was, the last
+applied image is kept until a new one is verified and applied, and if both cannot fit
+the agent says so rather than destroy the good one.
+"""
+
+import asyncio
+
+import pytest
+
+from agent.staging import CURRENT_PATH, STAGED_PATH
+from agent.storage import Geometry
+from sim.device import applied, reported_status
+from sim.faults import Bandwidth
+from sim.faults.plan import Rule
+from tests.functional.agent_fixtures import (
+    CHECKPOINT_BYTES,
+    IMAGE_BYTES,
+    config,
+    make_image,
+    mounted,
+    rig,
+    sha256,
+    status_is,
+)
+
+pytestmark = pytest.mark.sim
+
+SLOW_BPS = 1024 * 1024  # real bytes/s: a 128 KiB download lasts ~0.12 s of wall time
+
+
+def downloaded_at_least(n):
+    return lambda rep: (
+        reported_status(rep).get("Status") == "downloading"
+        and (reported_status(rep).get("Downloaded") or 0) >= n
+    )
+
+
+async def test_factory_version_is_0_and_version_0_is_refused():
+    """Reference design: version > 0; a device starts at 0, so 1 is the first update."""
+    async with rig() as r:
+        r.offer(0, make_image(50))
+        result = await r.run(status_is("invalid"))
+    assert result.reached
+    assert "extFwInfo.version" in r.reported["Detail"]
+    assert r.device.target.current_version() == 0
+    assert r.device.target.install_attempts == 0
+
+
+async def test_older_version_is_refused_and_never_applied():
+    """Reference design: rollback is refused: the MCU keeps the newer image."""
+    new, old = make_image(51), make_image(52)
+    async with rig() as r:
+        r.offer(2, new)
+        await r.run(applied(2))
+        r.offer(1, old, blob="old.bin")
+        result = await r.run(status_is("invalid", Error="Version not newer"))
+    assert result.reached
+    assert r.device.target.install_attempts == 1
+    assert sha256(r.device.target.image) == sha256(new)
+    assert r.recorder.gets("old.bin") == []
+
+
+async def test_equal_version_with_another_image_is_refused_and_never_applied():
+    """Versions only increase: the same version number for a different image is not an
+    update (and reporting it ``applied`` would tell the operator a lie)."""
+    first, other = make_image(53), make_image(54)
+    async with rig() as r:
+        r.offer(2, first)
+        await r.run(applied(2))
+        r.offer(2, other, blob="other.bin")
+        result = await r.run(status_is("invalid", Error="Version not newer"))
+    assert result.reached
+    assert r.device.target.install_attempts == 1
+    assert sha256(r.device.target.image) == sha256(first)
+
+
+async def test_same_instruction_delivered_again_is_reported_applied_not_reinstalled():
+    """Reference design weakness 8: the original re-applies on every twin delivery. The
+    full twin is redelivered on each reconnect and each boot; none installs again."""
+    image = make_image(55)
+    async with rig() as r:
+        r.offer(1, image)
+        await r.run(applied(1))
+        for _ in range(3):
+            await r.device.twin.reconnect()
+        r.device.power_cycle()
+        result = await r.run(applied(1))
+    assert result.reached and result.boots == 2
+    assert r.device.target.install_attempts == 1
+    assert r.recorder.gets() and len(r.recorder.gets()) == 1
+
+
+async def test_newer_instruction_mid_download_supersedes_the_old_one():
+    """Issue 4: a newer instruction arriving mid-download supersedes the job in hand:
+    the old image is abandoned (never installed, never fetched again) and the new one
+    applied."""
+    old, new = make_image(56), make_image(57)
+    async with rig() as r:
+        r.server.add_rule(Rule(Bandwidth(SLOW_BPS), blob="ota/old.bin"))
+        r.offer(1, old, blob="old.bin")
+        r.put(new, blob="new.bin")
+
+        async def operator():
+            await r.device.twin.wait_reported(downloaded_at_least(CHECKPOINT_BYTES))
+            r.publish(2, new, blob="new.bin")
+
+        task = asyncio.ensure_future(operator())
+        result = await r.run(applied(2))
+        task.cancel()
+        files = r.files()
+    assert result.reached
+    assert [i.version for i in r.device.target.installs] == [2]
+    assert sha256(r.device.target.image) == sha256(new)
+    assert len(r.recorder.gets("old.bin")) == 1
+    assert files[CURRENT_PATH] == new and files[STAGED_PATH] is None
+
+
+async def test_same_instruction_redelivered_mid_download_continues_where_it_was():
+    """Issue 4: the same instruction delivered again (a reconnect redelivers the whole
+    desired section; the SAS may have been rotated) continues the download in hand."""
+    image = make_image(58)
+    async with rig() as r:
+        r.server.add_rule(Rule(Bandwidth(SLOW_BPS)))
+        r.offer(1, image)
+
+        async def reconnect():
+            await r.device.twin.wait_reported(downloaded_at_least(CHECKPOINT_BYTES))
+            r.publish(1, image)  # a rotated SAS: the same job
+            await r.device.twin.reconnect()
+
+        task = asyncio.ensure_future(reconnect())
+        result = await r.run(applied(1))
+        task.cancel()
+    assert result.reached
+    assert len(r.recorder.gets()) == 1
+    assert r.kept_bytes() == IMAGE_BYTES
+
+
+async def test_last_applied_image_is_kept_until_the_next_one_is_applied():
+    """Issue 4 (the original keeps an image backup): ``ota/current.bin`` holds the last
+    applied image through a later download, cuts included, and is replaced only when
+    the new image is applied."""
+    v1, v2 = make_image(59), make_image(60)
+    seen_current = []
+
+    def look(device):
+        with mounted(device) as fs:
+            seen_current.append(fs.read_file(CURRENT_PATH))
+
+    async with rig() as r:
+        r.offer(1, v1)
+        await r.run(applied(1))
+        assert r.files()[CURRENT_PATH] == v1
+        r.offer(2, v2, blob="v2.bin")
+        r.device.chip.schedule_cut(after_ops=300, fraction=0.5)
+        result = await r.run(applied(2), on_boot=look)
+        files = r.files()
+    assert result.reached and result.cuts == 1
+    assert seen_current == [v1, v1]
+    assert files[CURRENT_PATH] == v2
+
+
+async def test_image_that_cannot_fit_beside_the_kept_one_is_refused_and_the_good_one_survives():
+    """Issue 4: "if both cannot fit, say so with a clear error rather than destroy the
+    good one". A 384 KiB file system holds the 160 KiB image applied; 200 KiB more plus
+    headroom does not fit beside it."""
+    small = config()
+    small = type(small)(
+        allow_http_loopback=True, download=small.download, geometry=Geometry(block_count=96)
+    )
+    v1, v2 = make_image(61, 160 * 1024), make_image(62, 200 * 1024)
+    async with rig(agent_config=small) as r:
+        r.offer(1, v1)
+        await r.run(applied(1))
+        r.offer(2, v2, blob="v2.bin")
+        result = await r.run(status_is("invalid", TargetVersion=2))
+        files = r.files()
+    assert result.reached
+    assert r.reported["Error"] == "Insufficient space"
+    assert "kept" in r.reported["Detail"]
+    assert files[CURRENT_PATH] == v1
+    assert r.device.target.current_version() == 1
+    assert r.recorder.gets("v2.bin") == []
