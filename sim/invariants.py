@@ -78,8 +78,9 @@ def liveness(r: ScenarioResult) -> list[Violation]:
     if r.crash is not None:
         return [Violation(LIVENESS, f"the agent crashed: {r.crash}")]
     last = r.final_reported
-    if not r.reached and r.scenario.stuck_bits and last.get("Status") == "error":
-        return []  # a worn cell under the image: an honest error is the right end
+    flash_fault = r.scenario.stuck_bits or r.rot_landed
+    if not r.reached and flash_fault and last.get("Status") == "error":
+        return []  # a worn or rotted cell under the image: an honest error is the right end
     if not r.reached:
         return [
             Violation(

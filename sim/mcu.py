@@ -66,6 +66,19 @@ class SimMcuTarget:
     def current_version(self) -> int:
         return self._version
 
+    def set_state(self, version: int, image: bytes) -> None:
+        """Put the MCU in a known state without an install (no :class:`InstallRecord`):
+        running ``version`` from ``image``, as a device found in the field or restored
+        from an explorer's snapshot."""
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise ValueError(f"set_state: version must be an int >= 0, got {version!r}")
+        if len(image) > self.capacity:
+            raise ValueError(
+                f"set_state: image of {len(image)} bytes exceeds the MCU's {self.capacity} bytes"
+            )
+        self.image = bytearray(image)
+        self._version = version
+
     def install(self, reader: BinaryIO, size: int, version: int) -> None:
         """Program ``size`` bytes from ``reader``; the version changes only at the end."""
         self.install_attempts += 1

@@ -6,7 +6,8 @@ size), the cuts (by state-changing operation index or by command kind and ordina
 a fraction of the way through it, on which boot; the torn bits follow the chip's
 seed), the blob server's fault plan (:meth:`sim.faults.plan.FaultPlan.to_dict`),
 the instruction sequence (a newer version published mid-download, a re-delivery
-after ``applied``, a stale version) and the chip timing mode.
+after ``applied``, a stale version), faults of the flash itself (bits stuck at 0, bits
+that rot between the last write and the verify) and the chip timing mode.
 
 :func:`run_scenario` prepares a device as it would be in the field (littlefs holding
 ``config/settings.json`` and a previous image applied as version 1 through a first
@@ -127,6 +128,7 @@ class Scenario:
     redeliver: bool = False  # after applied: reboot, the same instruction is delivered again
     stale: bool = False  # after applied: the older base version is published again
     stuck_bits: tuple[int, ...] = ()  # chip bit addresses (byte * 8 + bit) stuck at 0
+    rot_bits: tuple[int, ...] = ()  # image bit offsets that flip on flash before the verify
     mcu_cut_after_bytes: int | None = None  # power cut inside the first MCU install
     timing: str = "typical"
     chip_seed: int = 0  # seeds the chip's torn bits and random timing
@@ -156,6 +158,13 @@ class Scenario:
         object.__setattr__(self, "stuck_bits", tuple(self.stuck_bits))
         for bit in self.stuck_bits:
             _check_int("stuck_bits[]", bit, 0)
+        object.__setattr__(self, "rot_bits", tuple(self.rot_bits))
+        for bit in self.rot_bits:
+            _check_int("rot_bits[]", bit, 0)
+            if bit >= self.image_size * 8:
+                raise ValueError(
+                    f"Scenario.rot_bits: bit {bit} lies past the {self.image_size}-byte image"
+                )
         if self.timing not in TIMINGS:
             raise ValueError(f"Scenario.timing must be one of {TIMINGS}, got {self.timing!r}")
         FaultPlan.from_dict(self.fault_plan or {"rules": []})  # names a bad rule now
@@ -187,6 +196,7 @@ class Scenario:
         data = asdict(self)
         data["cuts"] = [c.to_dict() for c in self.cuts]
         data["stuck_bits"] = list(self.stuck_bits)
+        data["rot_bits"] = list(self.rot_bits)
         return data
 
     @classmethod
@@ -199,6 +209,7 @@ class Scenario:
         data = dict(data)
         data["cuts"] = tuple(Cut.from_dict(c) for c in data.get("cuts", ()))
         data["stuck_bits"] = tuple(data.get("stuck_bits", ()))
+        data["rot_bits"] = tuple(data.get("rot_bits", ()))
         return cls(**data)
 
     def to_json(self) -> str:
@@ -264,6 +275,7 @@ class ScenarioResult:
     faulted_requests: int
     fs: FsCheck
     newer_published: bool = False
+    rot_landed: int = 0  # flash bits flipped by ``Scenario.rot_bits``
     crash: str | None = None
     trace: list[str] = field(default_factory=list)
 
@@ -303,7 +315,8 @@ class _Wire:
         self.boot = 0
         self.requests: list[dict[str, Any]] = []
         self.total = 0
-        self.trigger: tuple[int, Callable[[], None]] | None = None
+        # called after every read with (request entry, total bytes); True: done, drop it
+        self.watchers: list[Callable[[dict[str, Any], int], bool]] = []
 
     def session_factory(self) -> aiohttp.ClientSession:
         wire = self
@@ -340,10 +353,8 @@ class _Wire:
         entry["consumed"] += n
         entry["max_read"] = max(entry["max_read"], n)
         self.total += n
-        if self.trigger is not None and self.total >= self.trigger[0]:
-            _, fire = self.trigger
-            self.trigger = None
-            fire()
+        if self.watchers:
+            self.watchers = [w for w in self.watchers if not w(entry, self.total)]
 
     def records(self) -> list[RequestRecord]:
         return [RequestRecord(**e) for e in self.requests]
@@ -523,6 +534,7 @@ class _Run:
         self.wire = _Wire()
         self.memory: MemoryFlash | None = None
         self.newer_published = False
+        self.rot_landed = 0
         self.trace_lines: list[str] = []
         self.cut_times: list[float] = []
         self.port_wrapper: Callable[[Any], Any] | None = None
@@ -569,8 +581,7 @@ class _Run:
         self._stick(chip)
         target = SimMcuTarget(chip.clock)
         src = start or base
-        target.image = bytearray(src.target_image)
-        target._version = src.target_version  # the MCU's state at the start
+        target.set_state(src.target_version, src.target_image)  # the MCU at the start
         target.installs = list(src.installs)
         if s.mcu_cut_after_bytes is not None and start is None:
             target.cut_after_bytes = s.mcu_cut_after_bytes
@@ -620,7 +631,26 @@ class _Run:
                     self._arm(cut, chip, cutter)
 
         if s.newer_at_bytes is not None:
-            self.wire.trigger = (s.newer_at_bytes, on_newer)
+            at = s.newer_at_bytes
+
+            def newer_due(entry: dict[str, Any], total: int) -> bool:
+                if total < at:
+                    return False
+                on_newer()
+                return True
+
+            self.wire.watchers.append(newer_due)
+        if s.rot_bits:
+            main_url = server.blob_url(CONTAINER, _blob_name(s.version)).split("?", 1)[0]
+
+            def received(entry: dict[str, Any], total: int) -> bool:
+                if entry["url"] != main_url or entry["start"] + entry["consumed"] < len(main):
+                    return False
+                array = self.memory.memory if self.memory is not None else chip.array
+                self.rot_landed = rot_image_bits(array, main, s.rot_bits)
+                return True
+
+            self.wire.watchers.append(received)
 
         def on_boot(dev: SimDevice) -> None:
             boot = boots_before + dev.boots
@@ -684,6 +714,7 @@ class _Run:
             faulted_requests=sum(1 for e in events if e.faults),
             fs=fs,
             newer_published=self.newer_published,
+            rot_landed=self.rot_landed,
             crash=crash,
             trace=self.trace_lines,
         )
@@ -703,14 +734,8 @@ class _Run:
             cutter.arm(OpCut(cut.op, cut.nth, cut.fraction))
 
     def _stick(self, chip: W25Q128) -> None:
-        """Stick bits at 0: erases leave them 0 (a worn cell, datasheet 9.6 endurance)."""
-        if not self.s.stuck_bits:
-            return
-        store = chip._store  # the model has no public stuck-bit API yet
-        for bit in self.s.stuck_bits:
-            byte, mask = bit >> 3, 0x80 >> (bit & 7)
-            sector = store.stuck.setdefault(byte // 4096, {})
-            sector[byte % 4096] = sector.get(byte % 4096, 0) | mask
+        if self.s.stuck_bits:
+            stick_bits(chip, self.s.stuck_bits)
 
     def _check_fs(self, chip: W25Q128) -> FsCheck:
         """Mount without formatting and read back the files that predate the scenario."""
@@ -737,6 +762,49 @@ class _Run:
 
     def _applied(self) -> list[int]:
         return [self.s.version, self.s.version + 1]
+
+
+def stick_bits(chip: W25Q128, bits: tuple[int, ...] | list[int]) -> None:
+    """Stick chip bits (``byte * 8 + bit``, bit 0 = MSB) at 0: erases leave them 0, as a
+    cell worn past its endurance does (datasheet 9.6: 100,000 program/erase cycles)."""
+    store = chip._store  # the model keeps stuck bits per sector; it has no setter of its own
+    for bit in bits:
+        byte, mask = bit >> 3, 0x80 >> (bit & 7)
+        sector = store.stuck.setdefault(byte // 4096, {})
+        sector[byte % 4096] = sector.get(byte % 4096, 0) | mask
+
+
+ROT_NEEDLE = 48  # bytes of image either side of a rotting bit that locate it on the chip
+
+
+def rot_image_bits(array: bytearray, image: bytes, bits: tuple[int, ...]) -> int:
+    """Flip image bits (``byte * 8 + bit`` offsets into ``image``, bit 0 = MSB) wherever the
+    flash ``array`` (:attr:`sim.w25q128.W25Q128.array`, the model's test backdoor: no
+    program or erase is counted) holds that stretch of the image; returns how many flash
+    bits flipped.
+
+    A retention or read-disturb error (datasheet 9.6 data retention; JEDEC JESD22-A117):
+    the cell changes after it was programmed and verified, with no program or erase, so
+    nothing but reading the image back before use can see it. littlefs checks its
+    metadata with CRCs but not file data, so the file system stays healthy. The image
+    is found by content (a run of bytes around the bit) because littlefs decides where
+    file data goes; a stretch that crosses a block's skip-list pointers is tried from
+    the other side.
+    """
+    flipped = 0
+    for bit in bits:
+        byte, mask = bit >> 3, 0x80 >> (bit & 7)
+        for lo in (max(0, byte - ROT_NEEDLE + 1), byte):
+            needle = image[lo : lo + ROT_NEEDLE]
+            where, hits = array.find(needle), 0
+            while where >= 0:
+                array[where + byte - lo] ^= mask
+                hits += 1
+                where = array.find(needle, where + len(needle))
+            if hits:
+                flipped += hits
+                break
+    return flipped
 
 
 class _ScenarioTwin(InProcessTwin):
@@ -806,5 +874,7 @@ __all__ = [
     "ScenarioResult",
     "StartState",
     "prepare_base",
+    "rot_image_bits",
     "run_scenario",
+    "stick_bits",
 ]

@@ -17,7 +17,6 @@ from sim.blobserver import BlobServer
 from sim.explore import Explorer
 from sim.invariants import Violation, check_all
 from sim.scenario import Cut, Scenario, run_scenario
-from sim.w25q128 import W25Q128
 
 KIB = 1024
 
@@ -32,7 +31,6 @@ class Kill:
     stride: int = 1
     first: int = 1
     last: int | None = None
-    stuck_in_image: bool = False  # stick one bit of the flash under the staged image
 
     def budget(self) -> str:
         if self.explore is not None:
@@ -55,6 +53,10 @@ def _rule(fault: str, request: int, **params) -> dict:
 
 
 SMALL = Scenario(image_size=64 * KIB, checkpoint_bytes=16 * KIB)
+# The new job's start lies about 36 state-changing ops after the publish (the 8 KiB read
+# before the stall is written, the old file closed, then removed); the window has slack
+# for the agent's op counts to move a little.
+RECORD_OUTSIDE_FIRST, RECORD_OUTSIDE_LAST = 28, 46
 
 KILLS: dict[str, Kill] = {
     # a cut late in the download loses far more than one checkpoint
@@ -69,16 +71,18 @@ KILLS: dict[str, Kill] = {
             ),
         )
     ),
-    # a newer version mid-download; cuts right after it is published
+    # a newer version published while the download is stalled (the server holds the
+    # connection after 40 KiB), then a cut in each operation around the new job's start:
+    # the closing sync of the old partial image and the removal that follows the record
     "record_outside": Kill(
         scenarios=tuple(
             dataclasses.replace(
                 SMALL,
-                image_size=256 * KIB,
                 newer_at_bytes=40 * KIB,
+                fault_plan=_plan(_rule("timeout", 1, timeout_s=0, after_bytes=40 * KIB)),
                 cuts=(Cut(after_ops=k, fraction=0.5, anchor="newer"),),
             )
-            for k in range(1, 13)
+            for k in range(RECORD_OUTSIDE_FIRST, RECORD_OUTSIDE_LAST + 1)
         )
     ),
     "range_200_appends": Kill(
@@ -106,38 +110,15 @@ KILLS: dict[str, Kill] = {
     "rollback": Kill(scenarios=(dataclasses.replace(SMALL, image_size=4 * KIB, stale=True),)),
     # cut inside the sync that follows the early record: every op of the 2nd..3rd checkpoint
     "record_before_sync": Kill(explore=SMALL, schedule="linear", first=120, last=270),
-    # not killed yet: littlefs reads every program back, so a stuck bit is caught on write;
-    # killing it needs a bit that rots between the last write and the verify
-    "stream_sha": Kill(scenarios=(SMALL,)),
+    # a bit of the staged image rots after it was written and read back, before the verify
+    # (littlefs reads every program back, so a stuck bit alone is caught on write)
+    "stream_sha": Kill(scenarios=(dataclasses.replace(SMALL, rot_bits=(32 * KIB * 8 + 3,)),)),
     "page_off_by_one": Kill(scenarios=(dataclasses.replace(SMALL, image_size=4 * KIB),)),
 }
 
 
 def kill_for(name: str) -> Kill:
     return KILLS[name]
-
-
-async def image_bit(scenario: Scenario, server: BlobServer, tries: int = 6) -> int:
-    """A bit address under the staged image, set to 1 in the image, that the correct
-    agent's read-back catches. littlefs may move the file when a stuck bit lands in a
-    block it checks, so look again from where the image went until the bit hits it."""
-    image = scenario.image()
-    mid = (len(image) // 2) & ~255
-    needle = image[mid : mid + 256]
-    stuck: tuple[int, ...] = ()
-    for _ in range(tries):
-        chip = W25Q128(seed=scenario.chip_seed, timing=scenario.timing)
-        result = await run_scenario(
-            dataclasses.replace(scenario, stuck_bits=stuck), server=server, chip=chip
-        )
-        if stuck and result.final_reported.get("Error") == "SHA256 verify fail":
-            return stuck[0]
-        where = bytes(chip.array).find(needle)
-        if where < 0:
-            break
-        off = next(k for k, byte in enumerate(needle) if byte)
-        stuck = ((where + off) * 8 + (8 - needle[off].bit_length()),)
-    raise RuntimeError("no stuck bit found that lands under the staged image")
 
 
 async def execute(
@@ -162,10 +143,6 @@ async def execute(
                     return violations
         return []
     for scenario in kill.scenarios:
-        if kill.stuck_in_image:
-            async with BlobServer() as server:
-                bit = await image_bit(scenario, server)
-            scenario = dataclasses.replace(scenario, stuck_bits=(bit,))
         result = await run_scenario(scenario, agent_factory=factory() if factory else None)
         violations = check_all(result)
         if violations:

@@ -13,24 +13,8 @@ from tests.mutants.kills import execute
 
 pytestmark = pytest.mark.sim
 
-# Known survivors, with the reason (see the report): they stay visible as xfail(strict).
-SURVIVORS = {
-    "record_outside": "the anchored cuts after a mid-download supersede do not land "
-    "inside the removal of the old partial image yet",
-    "stream_sha": "littlefs reads every program back, so a stuck bit is caught on write; "
-    "the kill needs a bit that rots between the last write and the verify",
-}
 
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=SURVIVORS[n]))
-        if n in SURVIVORS
-        else n
-        for n in MUTANTS
-    ],
-)
+@pytest.mark.parametrize("name", list(MUTANTS))
 async def test_mutant_breaks_an_invariant_within_its_budget(name):
     """Issue 5: "a test runs the explorers against each mutant and asserts that at least
     one invariant is violated within a stated budget"."""

@@ -53,6 +53,21 @@ def test_bad_field_is_named():
         Cut(after_ops=1, fraction=2.0)
     with pytest.raises(ValueError, match="unknown keys"):
         Scenario.from_dict({"image_size": 5, "bogus": 1})
+    with pytest.raises(ValueError, match="rot_bits"):
+        Scenario(image_size=4, rot_bits=(32,))
+
+
+async def test_a_bit_rotting_before_the_verify_is_caught_by_the_read_back():
+    """A retention error after the image was written (datasheet 9.6 data retention): the
+    agent verifies what flash holds (reference design, weakness "SHA over the stream"),
+    so it reports ``SHA256 verify fail`` and installs nothing; that honest error is
+    the right end, so every invariant holds."""
+    scenario = Scenario(image_size=64 * 1024, rot_bits=(32 * 1024 * 8 + 3,))
+    result = await run_scenario(scenario)
+    assert result.rot_landed >= 1
+    assert result.final_reported.get("Error") == "SHA256 verify fail"
+    assert [inst.version for inst in result.installs] == [1]
+    assert check_all(result) == [], [str(v) for v in check_all(result)]
 
 
 @settings(max_examples=12)
