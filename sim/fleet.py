@@ -33,6 +33,7 @@ from sim.operator import Release, publish
 
 PRODUCT, FIELD_TEST, PILOT, OTHER_PRODUCT = "washer", "field_test", "pilot", "dryer"
 MAX_DEVICES = 32  # each device holds a 16 MiB chip model in RAM
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest().upper()
 
 
 @dataclass(frozen=True)
@@ -76,9 +77,17 @@ class DeviceOutcome:
     desired_version: int | None  # extFwInfo.version in its desired properties, if any
     status: str | None  # reported extFwInfo.Status
     installed_version: int  # what its MCU runs
-    image_ok: bool  # the MCU holds exactly the desired version's image (or nothing)
+    desired_sha256: str | None  # extFwInfo.sha256 as the hub published it
+    image_sha256: str  # SHA-256 (upper-case hex) of what the MCU holds
     boots: int
     device_time_s: float
+
+    @property
+    def image_ok(self) -> bool:
+        """The MCU holds exactly the published image, or nothing when none was published."""
+        if self.desired_sha256 is None:
+            return self.image_sha256 == _EMPTY_SHA256
+        return self.image_sha256 == self.desired_sha256.upper()
 
 
 @dataclass(frozen=True)
@@ -190,17 +199,16 @@ async def run_fleet(plan: FleetPlan) -> FleetResult:
     wall = time.perf_counter() - started
     outcomes = []
     for device_id, device in fleet.devices.items():
-        version = desired_version(device)
-        expected = images.get(version, b"") if version is not None else b""
+        info = device.twin.desired.get("extFwInfo")
         outcomes.append(
             DeviceOutcome(
                 device_id=device_id,
                 tags=hub.twin_document(device_id)["tags"],
-                desired_version=version,
+                desired_version=desired_version(device),
                 status=reported_status(device.twin.reported).get("Status"),
                 installed_version=device.target.current_version(),
-                image_ok=hashlib.sha256(bytes(device.target.image)).digest()
-                == hashlib.sha256(expected).digest(),
+                desired_sha256=info.get("sha256") if isinstance(info, dict) else None,
+                image_sha256=hashlib.sha256(bytes(device.target.image)).hexdigest().upper(),
                 boots=device.boots,
                 device_time_s=device.clock.monotonic(),
             )
@@ -214,7 +222,8 @@ async def run_fleet(plan: FleetPlan) -> FleetResult:
     )
 
 
-def print_result(result: FleetResult, out: Any = sys.stdout) -> None:
+def print_result(result: FleetResult, out: Any = None) -> None:
+    out = out or sys.stdout
     print("devices", file=out)
     print(
         f"  {'device':<7} {'product':<8} {'group':<11} {'desired':>7} {'status':<12} "
