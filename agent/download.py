@@ -17,6 +17,7 @@ RFC 9110 sections 13.1.1 (If-Match), 14.4 (Content-Range), 10.2.3 (Retry-After);
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 import random
@@ -158,6 +159,20 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
+def _raise_if_cancelled() -> None:
+    """Raise the cancel that ``asyncio.wait_for`` swallowed, if it did.
+
+    On Python 3.11 ``wait_for`` returns the result instead of raising when a cancel
+    arrives in the loop iteration in which the awaitable it wraps completed (CPython
+    gh-86296, fixed in 3.12 by gh-98518). Body reads go through ``Clock.wait_for``, so
+    while data keeps arriving every cancel can be lost and a superseded download would
+    run to its end. ``Task.cancelling()`` still counts the request, so honour it here.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def parse_retry_after(value: str | None, now_epoch: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
     if not value:
@@ -257,6 +272,7 @@ class Downloader:
         except aiohttp.ClientError as exc:
             raise _Retry(DownloadError(f"connection failed: {redact(str(exc))}")) from None
         async with response:
+            _raise_if_cancelled()
             plan = self._check(response, instruction, staging, offset, stats)
             if plan.restart:
                 stats.restarts += 1
@@ -370,6 +386,7 @@ class Downloader:
                     )
                 except TimeoutError:
                     chunk = None
+                _raise_if_cancelled()
                 now = self._clock.monotonic()
                 if chunk:
                     stats.wire_bytes += len(chunk)
