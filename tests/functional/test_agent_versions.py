@@ -185,3 +185,25 @@ async def test_image_that_cannot_fit_beside_the_kept_one_is_refused_and_the_good
     assert files[CURRENT_PATH] == v1
     assert r.device.target.current_version() == 1
     assert r.recorder.gets("v2.bin") == []
+
+
+async def test_newer_instruction_supersedes_even_while_data_keeps_arriving():
+    """Issue 4 supersede, on a healthy network: the cancel of the old job must land even
+    when it races a body read that has just completed (on Python 3.11 asyncio.wait_for
+    can swallow such a cancel: CPython gh-86296), or the old image runs to the end and
+    is installed first."""
+    old, new = make_image(63, 512 * 1024), make_image(64)
+    async with rig() as r:
+        r.offer(1, old, blob="old.bin")
+        r.put(new, blob="new.bin")
+
+        async def operator():
+            await r.device.twin.wait_reported(downloaded_at_least(CHECKPOINT_BYTES))
+            r.publish(2, new, blob="new.bin")
+
+        task = asyncio.ensure_future(operator())
+        result = await r.run(applied(2))
+        task.cancel()
+    assert result.reached
+    assert [i.version for i in r.device.target.installs] == [2]
+    assert r.kept_bytes() < len(old) // 2 + IMAGE_BYTES
