@@ -353,3 +353,57 @@ async def test_same_plan_and_seed_give_the_same_faults(session, make_server):
     assert first == second
     assert first != other
     assert {n for _, n in first[0]} >= {777, 10_000}
+
+
+async def test_reset_peer_waits_its_delay_before_the_rst(make_server):
+    """toxiproxy reset_peer{timeout}: the RST comes after the delay, so a reader that
+    gives up sooner sees the bytes and then silence, not a reset."""
+    server = await make_server(plan_of("reset_peer", after_bytes=2000, delay_s=30))
+    raw, ending = await raw_get(server, read_timeout=0.3)
+    status, _, body = split_response(raw)
+    assert (status, ending, body) == (200, "silent", IMAGE[:2000])
+
+
+async def test_slow_close_keeps_the_connection_open_after_the_body(make_server):
+    """toxiproxy slow_close{delay}: the whole response arrives, then the socket stays
+    open for the delay; a reader that waits less sees silence, not the close."""
+    server = await make_server(plan_of("slow_close", delay_s=30))
+    raw, ending = await raw_get(server, "Range: bytes=0-99\r\n", read_timeout=0.3)
+    status, _, body = split_response(raw)
+    assert (status, ending, body) == (206, "silent", IMAGE[:100])
+
+
+async def test_status_answers_the_planned_error_code(session, make_server):
+    """status{code}: the planned Azure error code replaces the default for the status."""
+    server = await make_server(plan_of("status", status=403, code="AuthorizationFailure"))
+    status, headers, body, _, _ = await fetch(session, server)
+    assert (status, headers["x-ms-error-code"]) == (403, "AuthorizationFailure")
+    assert b"<Code>AuthorizationFailure</Code>" in body
+
+
+async def test_corrupt_xors_the_byte_with_its_mask(session, make_server):
+    """corrupt{mask}: the served byte is the blob byte XOR mask (a single bit flip here)."""
+    server = await make_server(plan_of("corrupt", offsets=[7], mask=0x01))
+    _, _, body, _, _ = await fetch(session, server, {"Range": "bytes=0-15"})
+    assert body == IMAGE[:7] + bytes([IMAGE[7] ^ 0x01]) + IMAGE[8:16]
+
+
+async def test_etag_change_serves_the_planned_new_content(session, make_server):
+    """etag_change{content_b64}: from the selected request on, the blob is that content."""
+    server = await make_server(plan_of("etag_change", requests=(2, 2), content_b64="djI="))
+    _, first, _, _, _ = await fetch(session, server)
+    status, headers, body, _, _ = await fetch(session, server)
+    assert (status, body) == (200, b"v2")
+    assert headers["ETag"] != first["ETag"]
+
+
+async def test_offset_window_selects_responses_that_carry_those_blob_bytes(session, make_server):
+    """A rule's offsets [lo, hi) pick a response whose served blob range overlaps it: a
+    range before the window is untouched; one inside it, and a whole-blob read, are cut."""
+    rule = Rule(fault=FAULTS["limit_data"](bytes=10), id="f", offsets=(1000, 2000))
+    server = await make_server(FaultPlan(rules=(rule,)))
+    before = await fetch(session, server, {"Range": "bytes=0-99"})
+    inside = await fetch(session, server, {"Range": "bytes=1500-1599"})
+    whole = await fetch(session, server)
+    assert (before[2], inside[2], whole[2]) == (IMAGE[:100], IMAGE[1500:1510], IMAGE[:10])
+    assert [e.faults for e in server.events] == [(), ("f:limit_data",), ("f:limit_data",)]

@@ -289,3 +289,225 @@ async def test_control_api_refuses_a_bad_rule_naming_the_problem(server, session
         assert response.status == 400
         assert "unknown fault 'meteor'" in (await response.json())["error"]
     assert server.plan == FaultPlan()
+
+
+def signed_for(server, name="fw.bin", permission="r"):
+    return server.blob_url("firmware", name) + "?" + server.make_sas("firmware", name, permission)
+
+
+async def put(session, url, data, **headers):
+    headers = {"x-ms-version": "2025-01-05", "x-ms-blob-type": "BlockBlob", **headers}
+    async with session.put(url, data=data, headers=headers) as response:
+        return response.status, response.headers, await response.read()
+
+
+async def test_response_x_ms_version_is_the_version_the_request_asked_for(server, session):
+    """Versioning for the Azure Storage services: x-ms-version in the response is the
+    version used to run the request, the one the client named."""
+    status, headers, _ = await get(session, signed(server), **{"x-ms-version": "2021-08-06"})
+    assert (status, headers["x-ms-version"]) == (200, "2021-08-06")
+
+
+async def test_if_unmodified_since_equal_to_last_modified_serves_the_blob(server, session):
+    """RFC 9110 §13.1.4: If-Unmodified-Since fails only when the resource was modified
+    after the date; a resume that sends back Last-Modified must be served."""
+    _, headers, _ = await get(session, signed(server))
+    since = {"If-Unmodified-Since": headers["Last-Modified"]}
+    status, _, body = await get(session, signed(server), Range="bytes=10-", **since)
+    assert (status, body) == (206, IMAGE[10:])
+
+
+async def test_if_modified_since_equal_to_last_modified_answers_304(server, session):
+    """RFC 9110 §13.1.3: If-Modified-Since is false when the last modification is earlier
+    than or equal to the date; Azure answers 304 on reads."""
+    _, headers, _ = await get(session, signed(server))
+    status, _, _ = await get(
+        session, signed(server), **{"If-Modified-Since": headers["Last-Modified"]}
+    )
+    assert status == 304
+
+
+async def test_if_match_present_means_if_unmodified_since_is_not_evaluated(server, session):
+    """RFC 9110 §13.2.2 step 2: If-Unmodified-Since is evaluated only without If-Match."""
+    _, headers, _ = await get(session, signed(server))
+    conditions = {
+        "If-Match": headers["ETag"],
+        "If-Unmodified-Since": "Mon, 01 Jan 2001 00:00:00 GMT",
+    }
+    status, _, body = await get(session, signed(server), **conditions)
+    assert (status, body) == (200, IMAGE)
+
+
+async def test_an_invalid_if_unmodified_since_date_is_ignored(server, session):
+    """RFC 9110 §13.1.4: a recipient must ignore If-Unmodified-Since with an invalid date."""
+    status, _, body = await get(session, signed(server), **{"If-Unmodified-Since": "yesterday"})
+    assert (status, body) == (200, IMAGE)
+
+
+async def test_put_blob_with_if_match_on_an_old_etag_answers_412(server, session):
+    """Put Blob supports conditional headers; a failed If-Match on a write is 412
+    ConditionNotMet and the blob is unchanged."""
+    status, headers, _ = await put(
+        session, signed_for(server, permission="w"), b"new", **{"If-Match": '"0x8DOLD"'}
+    )
+    assert (status, headers["x-ms-error-code"]) == (412, "ConditionNotMet")
+    assert (await get(session, signed(server)))[2] == IMAGE
+
+
+async def test_put_blob_with_if_none_match_on_the_current_etag_answers_412(server, session):
+    """Specifying conditional headers: a failed If-None-Match answers 304 only on reads;
+    on a write it is 412 ConditionNotMet."""
+    _, headers, _ = await get(session, signed(server))
+    status, _, _ = await put(
+        session, signed_for(server, permission="w"), b"new", **{"If-None-Match": headers["ETag"]}
+    )
+    assert status == 412
+
+
+async def test_put_blob_with_if_none_match_star_on_an_existing_blob_answers_409(server, session):
+    """Put Blob: If-None-Match: * writes only if the blob does not exist; otherwise 409
+    BlobAlreadyExists."""
+    status, headers, _ = await put(
+        session, signed_for(server, permission="w"), b"new", **{"If-None-Match": "*"}
+    )
+    assert (status, headers["x-ms-error-code"]) == (409, "BlobAlreadyExists")
+
+
+async def test_delete_blob_with_if_match_on_an_old_etag_answers_412(server, session):
+    """Delete Blob supports conditional headers: a failed If-Match keeps the blob."""
+    url = signed_for(server, permission="d")
+    async with session.delete(url, headers={"If-Match": '"0x8DOLD"'}) as response:
+        assert response.status == 412
+    assert (await get(session, signed(server)))[0] == 200
+
+
+async def test_range_content_md5_false_asks_for_nothing(server, session):
+    """Get Blob: only x-ms-range-get-content-md5: true asks for a range MD5; false is
+    the default and a whole-blob read is served."""
+    status, _, body = await get(session, signed(server), **{"x-ms-range-get-content-md5": "false"})
+    assert (status, body) == (200, IMAGE)
+
+
+async def test_put_blob_without_x_ms_blob_type_answers_400(server, session):
+    """Put Blob: x-ms-blob-type is required (BlockBlob here)."""
+    url = signed_for(server, "new.bin", permission="cw")
+    headers = {"x-ms-version": "2025-01-05"}
+    async with session.put(url, data=b"x", headers=headers) as response:
+        assert (response.status, response.headers["x-ms-error-code"]) == (400, "InvalidHeaderValue")
+
+
+async def test_put_blob_with_a_wrong_content_md5_answers_400(server, session):
+    """Put Blob: a Content-MD5 that does not match the body answers 400 Md5Mismatch."""
+    wrong = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+    status, headers, _ = await put(
+        session, signed_for(server, "new.bin", permission="cw"), b"x", **{"Content-MD5": wrong}
+    )
+    assert (status, headers["x-ms-error-code"]) == (400, "Md5Mismatch")
+
+
+@pytest.mark.parametrize("name", ["%2Fetc%2Fpasswd", "..%5Cescape", "a%5C..%5C..%5Cx"])
+async def test_absolute_and_backslash_blob_names_are_refused(server, session, name):
+    """Names that are absolute or climb with Windows separators would leave the --root
+    directory on some hosts: 400 InvalidResourceName."""
+    url = URL(f"{server.url}/firmware/{name}?{server.make_sas('firmware', 'x')}", encoded=True)
+    status, headers, _ = await get(session, url)
+    assert (status, headers["x-ms-error-code"]) == (400, "InvalidResourceName")
+
+
+async def test_blob_names_longer_than_1024_characters_are_refused(server, session):
+    """Naming and referencing containers, blobs and metadata: at most 1,024 characters."""
+    name = "a" * 1025
+    status, headers, _ = await get(session, signed(server, name))
+    assert (status, headers["x-ms-error-code"]) == (400, "InvalidResourceName")
+
+
+async def test_put_into_the_root_directory_writes_the_file(tmp_path, session):
+    """--root: a blob uploaded over HTTP is the file root/container/name."""
+    async with BlobServer(root=tmp_path) as srv:
+        srv.put_blob("firmware", "old.bin", b"x")
+        status, _, _ = await put(session, signed_for(srv, "fw.bin", permission="cw"), IMAGE)
+    assert status == 201
+    assert (tmp_path / "firmware" / "fw.bin").read_bytes() == IMAGE
+
+
+async def test_delete_from_the_root_directory_removes_the_file(tmp_path, session):
+    """--root: Delete Blob removes the file."""
+    async with BlobServer(root=tmp_path) as srv:
+        srv.put_blob("firmware", "fw.bin", IMAGE)
+        async with session.delete(signed_for(srv, permission="d")) as response:
+            assert response.status == 202
+    assert not (tmp_path / "firmware" / "fw.bin").exists()
+
+
+async def test_an_error_body_never_contains_the_sas_signature(server, session):
+    """House rule: never leak secrets; a refused SAS is explained without its sig."""
+    sas = server.make_sas("firmware", "fw.bin")
+    sig = dict(p.split("=", 1) for p in sas.split("&"))["sig"]
+    forged = sas.replace("sp=r", "sp=rw")
+    status, _, body = await get(session, server.blob_url("firmware", "fw.bin") + "?" + forged)
+    assert status == 403
+    assert b"<Code>AuthenticationFailed</Code>" in body
+    assert sig.encode() not in body and sig.replace("%2B", "+").encode() not in body
+
+
+async def test_the_event_log_records_x_ms_range_as_asked(server, session):
+    """The event log's range is the header the server used: x-ms-range over Range."""
+    await get(session, signed(server), Range="bytes=0-9", **{"x-ms-range": "bytes=20-29"})
+    assert (server.events[-1].range, server.events[-1].bytes_sent) == ("bytes=20-29", 10)
+
+
+async def test_the_event_log_records_method_blob_and_status_of_every_request(server, session):
+    """One event per request: a write, a refused read and a delete, each as it happened."""
+    await put(session, signed_for(server, "new.bin", permission="cw"), b"abc")
+    await get(session, signed(server, "nope.bin"))
+    async with session.delete(signed_for(server, "new.bin", permission="d")):
+        pass
+    seen = [(e.request, e.method, e.blob, e.status) for e in server.events]
+    assert seen == [
+        (1, "PUT", "firmware/new.bin", 201),
+        (2, "GET", "firmware/nope.bin", 404),
+        (3, "DELETE", "firmware/new.bin", 202),
+    ]
+
+
+async def test_the_event_log_records_a_client_that_left_mid_body(server, session):
+    """A client that disconnects mid-body is recorded as client-gone, not as ok (the body
+    is paced at 1 MB/s so it cannot all sit in socket buffers before the client leaves)."""
+    server.put_blob("firmware", "big.bin", BIG)
+    server.add_rule(Rule(fault=FAULTS["bandwidth"](rate_bps=1_000_000), id="slow"))
+    async with session.get(signed(server, "big.bin")) as response:
+        await response.content.readexactly(64 * 1024)
+        response.close()
+    for _ in range(500):
+        if server.events:
+            break
+        await asyncio.sleep(0.01)
+    assert server.events[-1].outcome == "client-gone"
+    assert server.events[-1].bytes_sent < len(BIG)
+
+
+async def test_control_api_put_replaces_the_whole_plan(server, session):
+    """PUT /_faults replaces the live plan (toxiproxy populate)."""
+    server.add_rule(Rule(fault=FAULTS["down"](), id="old"))
+    plan = {"rules": [{"id": "busy", "fault": "status", "params": {"status": 503}}]}
+    async with session.put(server.control_url, json=plan) as response:
+        assert response.status == 200
+    assert [r.id for r in server.plan.rules] == ["busy"]
+    assert (await get(session, signed(server)))[0] == 503
+
+
+async def test_control_api_refuses_a_bad_plan_naming_the_rule(server, session):
+    """PUT /_faults with a bad rule: 400 naming the rule index; the live plan is kept."""
+    plan = {"rules": [{"fault": "status", "params": {"status": 200}}]}
+    async with session.put(server.control_url, json=plan) as response:
+        assert response.status == 400
+        assert "plan.rules[0]" in (await response.json())["error"]
+    assert server.plan == FaultPlan()
+
+
+async def test_control_api_clears_the_event_log(server, session):
+    """DELETE /_faults/events empties the log; control calls are not events."""
+    await get(session, signed(server))
+    async with session.delete(server.control_url + "/events") as response:
+        assert response.status == 204
+    assert server.events == []

@@ -191,3 +191,47 @@ async def test_wrong_account_key_is_refused_for_shared_key():
             with pytest.raises(HttpResponseError) as caught:
                 await service.create_container("images")
     assert (caught.value.status_code, caught.value.error_code) == (403, "AuthenticationFailed")
+
+
+async def test_sdk_lists_only_the_blobs_under_a_prefix():
+    """List Blobs: ``prefix`` returns only blobs whose names begin with it."""
+    async with (
+        BlobServer() as srv,
+        BlobServiceClient.from_connection_string(srv.connection_string) as service,
+    ):
+        for name in ("v1/fw.bin", "v2/fw.bin", "v2/notes.txt"):
+            srv.put_blob("firmware", name, b"x")
+        container = service.get_container_client("firmware")
+        names = [b.name async for b in container.list_blobs(name_starts_with="v2/")]
+        assert names == ["v2/fw.bin", "v2/notes.txt"]
+
+
+async def test_sdk_deletes_a_container_and_then_finds_it_gone():
+    """Delete Container, then Get Container Properties: 404 ContainerNotFound."""
+    async with (
+        BlobServer() as srv,
+        BlobServiceClient.from_connection_string(srv.connection_string) as service,
+    ):
+        srv.put_blob("firmware", "fw.bin", b"x")
+        container = service.get_container_client("firmware")
+        await container.delete_container()
+        with pytest.raises(HttpResponseError) as caught:
+            await container.get_container_properties()
+    assert (caught.value.status_code, caught.value.error_code) == (404, "ContainerNotFound")
+
+
+async def test_create_only_sas_writes_a_new_blob_but_cannot_overwrite(server):
+    """Create a service SAS, permission c: "write a new blob"; it cannot overwrite an
+    existing one (403 AuthorizationPermissionMismatch)."""
+    new_sas = _sas(blob_name="new.bin", permission="c")
+    async with BlobClient.from_blob_url(
+        server.blob_url("firmware", "new.bin") + "?" + new_sas
+    ) as c:
+        await c.upload_blob(b"new image")
+    assert server.service.store.get("firmware", "new.bin").data == b"new image"
+    async with BlobClient.from_blob_url(
+        server.blob_url("firmware", "fw.bin") + "?" + _sas(permission="c")
+    ) as client:
+        with pytest.raises(HttpResponseError) as caught:
+            await client.upload_blob(b"evil", overwrite=True)
+    assert caught.value.error_code == "AuthorizationPermissionMismatch"

@@ -73,3 +73,11 @@ def test_etag_change_default_keeps_the_length_and_changes_the_content():
     old = b"\x10firmware"
     new = exchange.rewrite(old)
     assert len(new) == len(old) and new != old
+
+
+def test_the_lowest_bandwidth_cap_wins_when_faults_combine():
+    """Two bandwidth rules on one request: the narrower link decides the rate."""
+    exchange = Exchange()
+    FAULTS["bandwidth"](rate_bps=1000).apply(exchange, random.Random(0))
+    FAULTS["bandwidth"](rate_bps=5000).apply(exchange, random.Random(0))
+    assert exchange.rate_bps == 1000
