@@ -16,6 +16,8 @@ import pytest
 from yarl import URL
 
 from sim.blobserver import BlobServer
+from sim.blobserver.sas import shared_key_string_to_sign, sign
+from sim.dev_account import DEV_ACCOUNT, DEV_KEY
 from sim.faults import FAULTS
 from sim.faults.plan import FaultPlan, Rule
 
@@ -511,3 +513,35 @@ async def test_control_api_clears_the_event_log(server, session):
     async with session.delete(server.control_url + "/events") as response:
         assert response.status == 204
     assert server.events == []
+
+
+async def test_a_symlink_out_of_the_root_directory_is_not_followed(tmp_path, session):
+    """--root: a name that resolves outside its container (through a symlink planted in
+    the directory) is refused like a dot segment: 400 InvalidResourceName."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.bin").write_bytes(b"secret")
+    root = tmp_path / "root"
+    root.mkdir()
+    async with BlobServer(root=root) as srv:
+        srv.put_blob("firmware", "fw.bin", b"x")
+        (root / "firmware" / "link").symlink_to(outside, target_is_directory=True)
+        status, headers, body = await get(session, signed(srv, "link/secret.bin"))
+    assert (status, headers["x-ms-error-code"]) == (400, "InvalidResourceName")
+    assert body != b"secret"
+
+
+async def test_shared_key_naming_another_account_is_refused(server, session):
+    """Authorize with Shared Key: ``SharedKey AccountName:Signature`` must name this
+    account; a signature over this account's resource does not vouch for another name."""
+    headers = {"x-ms-version": "2025-01-05", "x-ms-date": "Mon, 01 Jan 2024 00:00:00 GMT"}
+    path = "/" + DEV_ACCOUNT + "/firmware/fw.bin"
+    to_sign = shared_key_string_to_sign("GET", headers, account=DEV_ACCOUNT, path=path, query={})
+    headers["Authorization"] = f"SharedKey otheraccount:{sign(DEV_KEY, to_sign)}"
+    async with session.get(server.blob_url("firmware", "fw.bin"), headers=headers) as response:
+        assert (response.status, response.headers["x-ms-error-code"]) == (
+            403,
+            "AuthenticationFailed",
+        )
+    headers["Authorization"] = f"SharedKey {DEV_ACCOUNT}:{sign(DEV_KEY, to_sign)}"
+    assert (await get(session, server.blob_url("firmware", "fw.bin"), **headers))[0] == 200
