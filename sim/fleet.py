@@ -44,6 +44,10 @@ class FleetPlan:
     seed: int = 0
     image_size: int = 64 * 1024
     max_evaluations: int = 12  # per release: a liveness bound on the hub's schedule
+    # Real loopback I/O is waited for in real time scaled by this (sim.clock.VirtualClock):
+    # with many devices sharing one process and CPU, 0.001 (30 ms for a 30 s stall window)
+    # times out reads that are merely queued, and the fleet retries forever.
+    io_time_scale: float = 0.05
 
     def __post_init__(self) -> None:
         if isinstance(self.devices, bool) or not isinstance(self.devices, int):
@@ -54,6 +58,8 @@ class FleetPlan:
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         if not 1 <= self.image_size <= 4 * 1024 * 1024:
             raise ValueError(f"image_size must be 1..4194304 bytes, got {self.image_size}")
+        if not 0 < self.io_time_scale <= 1:
+            raise ValueError(f"io_time_scale must be in (0, 1], got {self.io_time_scale}")
         if self.max_evaluations < 1:
             raise ValueError(f"max_evaluations must be >= 1, got {self.max_evaluations}")
 
@@ -80,6 +86,7 @@ class DeviceOutcome:
     desired_sha256: str | None  # extFwInfo.sha256 as the hub published it
     image_sha256: str  # SHA-256 (upper-case hex) of what the MCU holds
     boots: int
+    interruptions: int  # reports of `interrupted` (timeouts, HTTP errors) on its way
     device_time_s: float
 
     @property
@@ -109,8 +116,11 @@ class Fleet:
         self._config = config or AgentConfig(allow_http_loopback=True)
         self._runs: dict[str, asyncio.Task[Any]] = {}
 
-    def add(self, device_id: str, *, tags: Mapping[str, Any], seed: int) -> SimDevice:
-        device = SimDevice(seed=seed, config=self._config)
+    def add(
+        self, device_id: str, *, tags: Mapping[str, Any], seed: int, io_time_scale: float = 0.05
+    ) -> SimDevice:
+        clock = VirtualClock(io_time_scale=io_time_scale)
+        device = SimDevice(seed=seed, config=self._config, clock=clock)
         self.hub.add_device(device_id, tags=tags, twin=device.twin)
         self.devices[device_id] = device
         return device
@@ -173,7 +183,12 @@ async def run_fleet(plan: FleetPlan) -> FleetResult:
     hub = Hub()
     fleet = Fleet(hub)
     for i in range(plan.devices):
-        fleet.add(f"gw-{i:02d}", tags=plan.tags(i), seed=plan.seed * 1000 + i)
+        fleet.add(
+            f"gw-{i:02d}",
+            tags=plan.tags(i),
+            seed=plan.seed * 1000 + i,
+            io_time_scale=plan.io_time_scale,
+        )
     started = time.perf_counter()
     evaluations = 0
     async with BlobServer(seed=plan.seed) as storage:
@@ -210,6 +225,10 @@ async def run_fleet(plan: FleetPlan) -> FleetResult:
                 desired_sha256=info.get("sha256") if isinstance(info, dict) else None,
                 image_sha256=hashlib.sha256(bytes(device.target.image)).hexdigest().upper(),
                 boots=device.boots,
+                interruptions=sum(
+                    reported_status(r).get("Status") == "interrupted"
+                    for r in device.twin.reported_log
+                ),
                 device_time_s=device.clock.monotonic(),
             )
         )
@@ -227,7 +246,7 @@ def print_result(result: FleetResult, out: Any = None) -> None:
     print("devices", file=out)
     print(
         f"  {'device':<7} {'product':<8} {'group':<11} {'desired':>7} {'status':<12} "
-        f"{'MCU':>3} {'image':<5} {'boots':>5} {'device time':>11}",
+        f"{'MCU':>3} {'image':<5} {'boots':>5} {'retries':>7} {'device time':>11}",
         file=out,
     )
     for o in result.outcomes:
@@ -236,7 +255,7 @@ def print_result(result: FleetResult, out: Any = None) -> None:
             f"  {o.device_id:<7} {o.tags.get('productType', '-'):<8} "
             f"{o.tags.get('deviceGroup', '-'):<11} {desired:>7} {o.status or '-':<12} "
             f"{o.installed_version:>3} {'ok' if o.image_ok else 'BAD':<5} {o.boots:>5} "
-            f"{o.device_time_s:>9.2f} s",
+            f"{o.interruptions:>7} {o.device_time_s:>9.2f} s",
             file=out,
         )
     print("configurations", file=out)

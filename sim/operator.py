@@ -123,15 +123,18 @@ async def upload(release: Release, storage: str) -> tuple[str, str]:
     Returns ``(blob url without query, sas without '?')``."""
     async with BlobServiceClient.from_connection_string(storage) as service:
         account_key = getattr(service.credential, "account_key", None)
-        if not account_key:
-            raise ValueError("storage connection string must carry an AccountKey to sign the SAS")
+        account_name = service.account_name
+        if not account_key or not account_name:
+            raise ValueError(
+                "storage connection string must carry AccountName and AccountKey to sign the SAS"
+            )
         container = service.get_container_client(release.container)
         with contextlib.suppress(ResourceExistsError):  # ota.py expects it to exist
             await container.create_container()
         blob = container.get_blob_client(release.blob_name)
         await blob.upload_blob(release.image, overwrite=True)
         sas = generate_container_sas(
-            account_name=service.account_name,
+            account_name=account_name,
             container_name=release.container,
             account_key=account_key,
             permission=ContainerSasPermissions(read=True, list=True),

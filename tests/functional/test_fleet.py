@@ -91,7 +91,11 @@ def test_fleet_command_prints_every_device_and_the_metrics(capsys):
 
 @pytest.mark.parametrize(
     ("field", "value", "named"),
-    [("devices", 2, "devices must be 3..32"), ("image_size", 0, "image_size must be")],
+    [
+        ("devices", 2, "devices must be 3..32"),
+        ("image_size", 0, "image_size must be"),
+        ("io_time_scale", 0, "io_time_scale must be in"),
+    ],
 )
 def test_fleet_plan_refuses_a_bad_field_naming_it(field, value, named):
     """Bad input is refused on construction, naming the field."""

@@ -186,3 +186,17 @@ async def test_publish_creates_the_configuration_in_an_in_process_hub(server):
     hub.evaluate()
     assert hub.twin("gw-1").desired["extFwInfo"]["version"] == 4
     assert "extFwInfo" not in hub.twin("gw-2").desired
+
+
+async def test_a_storage_string_without_an_account_key_is_refused_without_echoing_it(
+    image_file, capsys
+):
+    """Signing a SAS needs the account key ("Create a service SAS"); a SAS-only connection
+    string is refused with status 1, naming what is missing and never showing its ``sig``."""
+    storage = (
+        "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;SharedAccessSignature=sv=1&sig=SeCrEt"
+    )
+    assert await _ota(image_file, 1, "washer", "lab", "--storage", storage) == 1
+    err = capsys.readouterr().err
+    assert "must carry AccountName and AccountKey" in err
+    assert "SeCrEt" not in err
