@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,6 +23,7 @@ from agent.flash import SpiFlash
 from agent.spi import SpiPort
 from sim.clock import VirtualClock
 from sim.mcu import SimMcuTarget
+from sim.powercut import OpCutPort
 from sim.spi import SimSpiPort
 from sim.twin import InProcessTwin
 from sim.w25q128 import W25Q128
@@ -114,6 +116,7 @@ class SimDevice:
         self.agent_factory = agent_factory
         self.rng = random.Random(f"device:{seed}")
         self.agent: Agent | None = None
+        self.agents: list[Agent] = []  # every boot's agent, oldest first
         self.boots = 0
         self.cuts = 0
         self._task: asyncio.Task[None] | None = None
@@ -124,7 +127,7 @@ class SimDevice:
             self.power.power_on()
         flash = SpiFlash(self.port, self.clock)
         self.boots += 1
-        self.agent = self.agent_factory(
+        agent = self.agent_factory(
             flash=flash,
             twin=self.twin,
             target=self.target,
@@ -132,7 +135,21 @@ class SimDevice:
             config=self.config,
             rng=random.Random(self.rng.getrandbits(64)),
         )
-        return self.agent
+        self.agent = agent
+        self.agents.append(agent)
+        return agent
+
+    def aim_cuts(self) -> OpCutPort:
+        """Put an :class:`OpCutPort` in front of the model, for cuts aimed at an op kind."""
+        if self.chip is None:
+            raise ValueError("aim_cuts needs the W25Q128 model; this device has none")
+        cutter = OpCutPort(self.port, self.chip)
+        self.port = cutter
+        return cutter
+
+    def wire_bytes(self) -> int:
+        """Response body bytes every boot's agent read off its sockets."""
+        return sum(stats.wire_bytes for agent in self.agents for stats in agent.downloads)
 
     def power_cycle(self) -> None:
         """Cut the power now, wherever the agent is; :meth:`run_until` boots it again."""
@@ -146,23 +163,33 @@ class SimDevice:
         *,
         max_boots: int = 100,
         max_device_time_s: float = 24 * 3600.0,
+        max_wall_s: float = 300.0,
         on_boot: Callable[[SimDevice], None] | None = None,
     ) -> RunResult:
         """Boot agents (again after every cut) until ``predicate(reported)`` holds.
 
         Gives up, with ``reached=False``, after ``max_boots`` boots or once the
-        virtual clock passes ``max_device_time_s``: the liveness bound.
+        virtual clock passes ``max_device_time_s``: the liveness bound. An agent that
+        goes idle before the predicate holds stops the virtual clock, so
+        ``max_wall_s`` of real time bounds the run too.
         """
+        wall_deadline = time.monotonic() + max_wall_s
         waiter = asyncio.ensure_future(self.twin.wait_reported(predicate))
         try:
             while not waiter.done():
-                if self.boots >= max_boots or self.clock.monotonic() > max_device_time_s:
+                if (
+                    self.boots >= max_boots
+                    or self.clock.monotonic() > max_device_time_s
+                    or time.monotonic() >= wall_deadline
+                ):
                     break
                 agent = self.new_agent()
                 if on_boot is not None:
                     on_boot(self)
                 self._task = asyncio.ensure_future(agent.run())
-                deadline = asyncio.ensure_future(self._watch_clock(max_device_time_s))
+                deadline = asyncio.ensure_future(
+                    self._watch_clock(max_device_time_s, wall_deadline)
+                )
                 try:
                     await asyncio.wait(
                         {self._task, waiter, deadline}, return_when=asyncio.FIRST_COMPLETED
@@ -192,8 +219,8 @@ class SimDevice:
             waiter.cancel()
             await self._stop_agent()
 
-    async def _watch_clock(self, limit_s: float) -> None:
-        while self.clock.monotonic() <= limit_s:
+    async def _watch_clock(self, limit_s: float, wall_deadline: float) -> None:
+        while self.clock.monotonic() <= limit_s and time.monotonic() < wall_deadline:
             await asyncio.sleep(0.01)
 
     async def _stop_agent(self) -> None:
