@@ -21,13 +21,14 @@ import random
 import sys
 import time
 from dataclasses import dataclass
+from typing import TextIO
 
 from agent.download import DownloadPolicy
 from agent.engine import AgentConfig
 from sim.blobserver import BlobServer
 from sim.device import SimDevice, applied, reported_status
 from sim.faults.plan import FaultPlan
-from sim.powercut import OpCut, OpCutPort
+from sim.powercut import OpCut
 from sim.twin import publish_ota
 
 CONTAINER, BLOB = "ota", "mcu.bin"  # one name for every version, as the original's ota.py
@@ -93,7 +94,7 @@ class Scenario:
 class _Console:
     """Prints events as they happen, and a progress bar when a terminal is attached."""
 
-    def __init__(self, stream=sys.stdout) -> None:
+    def __init__(self, stream: TextIO = sys.stdout) -> None:
         self.stream = stream
         self.tty = stream.isatty()
         self._bar = False
@@ -126,8 +127,7 @@ async def run(scenario: Scenario, console: _Console) -> int:
         download=DownloadPolicy(checkpoint_bytes=scenario.checkpoint_bytes),
     )
     device = SimDevice(seed=scenario.seed, config=config)
-    cutter = OpCutPort(device.port, device.chip)
-    device.port = cutter  # type: ignore[assignment]
+    cutter = device.aim_cuts()
     pending_cuts = list(scenario.cuts)
 
     async with BlobServer(plan=scenario.fault_plan(image), seed=scenario.seed) as server:
@@ -139,10 +139,7 @@ async def run(scenario: Scenario, console: _Console) -> int:
         publish_ota(device.twin, version=1, image=image, url=url, sas=server.make_sas(CONTAINER))
         console.event(0.0, "operator published extFwInfo version 1 to the twin")
 
-        agents = []
-
         def on_boot(dev: SimDevice) -> None:
-            agents.append(dev.agent)
             console.event(dev.clock.monotonic(), f"boot #{dev.boots}")
             if pending_cuts:
                 cut = pending_cuts.pop(0)
@@ -194,7 +191,7 @@ async def run(scenario: Scenario, console: _Console) -> int:
             narrator.cancel()
         wall = time.perf_counter() - started
         sent = sum(ev.bytes_sent for ev in server.events)
-    wire = sum(stats.wire_bytes for agent in agents for stats in agent.downloads)
+    wire = device.wire_bytes()
 
     installed = bytes(device.target.image)
     verified = result.reached and hashlib.sha256(installed).hexdigest() == digest

@@ -19,7 +19,7 @@ from agent.download import DownloadPolicy
 from agent.engine import AgentConfig
 from sim.blobserver import BlobServer
 from sim.device import SimDevice, applied
-from sim.powercut import OpCut, OpCutPort
+from sim.powercut import OpCut
 from sim.twin import publish_ota
 
 MiB = 1024 * 1024
@@ -46,17 +46,12 @@ async def ota_once(size: int, cuts: int, checkpoint: int, seed: int) -> OtaRun:
         allow_http_loopback=True, download=DownloadPolicy(checkpoint_bytes=checkpoint)
     )
     device = SimDevice(seed=seed, config=config)
-    cutter = OpCutPort(device.port, device.chip)
-    if cuts:
-        device.port = cutter  # type: ignore[assignment]
+    cutter = device.aim_cuts() if cuts else None
     pages = size // 256
     plan = [OpCut("page_program", nth=max(1, pages // (cuts + 1)), fraction=0.5)] * cuts
 
-    agents = []
-
     def on_boot(dev: SimDevice) -> None:
-        agents.append(dev.agent)
-        if plan:
+        if cutter is not None and plan:
             cutter.arm(plan.pop())
 
     async with BlobServer(seed=seed) as server:
@@ -71,8 +66,7 @@ async def ota_once(size: int, cuts: int, checkpoint: int, seed: int) -> OtaRun:
         started = time.perf_counter()
         result = await device.run_until(applied(1), max_boots=cuts + 5, on_boot=on_boot)
         wall = time.perf_counter() - started
-    reads = [s for agent in agents for s in agent.downloads]
-    wire = sum(s.wire_bytes for s in reads)
+    wire = device.wire_bytes()
     verified = result.reached and hashlib.sha256(device.target.image).digest() == (
         hashlib.sha256(image).digest()
     )
