@@ -22,6 +22,7 @@ import aiohttp
 import pytest
 
 from agent.instruction import parse_instruction
+from sim.azurite import Azurite, find_azurite
 from sim.blobserver import BlobServer
 from sim.hub import Configuration, Hub
 from sim.operator import Release, main, publish
@@ -200,3 +201,18 @@ async def test_a_storage_string_without_an_account_key_is_refused_without_echoin
     err = capsys.readouterr().err
     assert "must carry AccountName and AccountKey" in err
     assert "SeCrEt" not in err
+
+
+@pytest.mark.skipif(find_azurite()[0] is None, reason=find_azurite()[1])
+async def test_the_same_tool_publishes_to_azurite(image_file, tmp_path):
+    """The upload and SAS go through the real SDK, so Azurite (the official emulator)
+    serves the image to the configuration's url + sas just as our blob server does."""
+    out = tmp_path / "c.json"
+    async with Azurite(tmp_path / "azurite", in_memory=True) as azurite:
+        status = await _ota(
+            image_file, 2, "washer", "lab", "--storage", azurite.connection_string,
+            "--hub-json", out,
+        )  # fmt: skip
+        assert status == 0
+        info = _ext_fw_info(out)
+        assert await _get(f"{info['url']}?{info['sas']}") == (200, IMAGE)
