@@ -48,6 +48,7 @@ class FleetPlan:
     # with many devices sharing one process and CPU, 0.001 (30 ms for a 30 s stall window)
     # times out reads that are merely queued, and the fleet retries forever.
     io_time_scale: float = 0.05
+    max_wall_s: float = 300.0  # real time for the whole rollout: devices idle on real I/O
 
     def __post_init__(self) -> None:
         if isinstance(self.devices, bool) or not isinstance(self.devices, int):
@@ -60,6 +61,8 @@ class FleetPlan:
             raise ValueError(f"image_size must be 1..4194304 bytes, got {self.image_size}")
         if not 0 < self.io_time_scale <= 1:
             raise ValueError(f"io_time_scale must be in (0, 1], got {self.io_time_scale}")
+        if not self.max_wall_s > 0:
+            raise ValueError(f"max_wall_s must be > 0, got {self.max_wall_s}")
         if self.max_evaluations < 1:
             raise ValueError(f"max_evaluations must be >= 1, got {self.max_evaluations}")
 
@@ -125,11 +128,13 @@ class Fleet:
         self.devices[device_id] = device
         return device
 
-    def start(self) -> None:
-        """Boot every device; each then serves its twin until :meth:`stop`."""
+    def start(self, *, max_wall_s: float = 300.0) -> None:
+        """Boot every device; each then serves its twin until :meth:`stop`, or until
+        ``max_wall_s`` of real time has passed (then :meth:`settle` fails, naming it)."""
         for device_id, device in self.devices.items():
             if device_id not in self._runs:
-                self._runs[device_id] = asyncio.ensure_future(device.run_until(_never))
+                run = device.run_until(_never, max_wall_s=max_wall_s)
+                self._runs[device_id] = asyncio.ensure_future(run)
 
     async def stop(self) -> None:
         runs, self._runs = self._runs, {}
@@ -163,7 +168,10 @@ class Fleet:
             waiter.cancel()
         if run.done():
             run.result()  # an agent crash is a bug: raise it
-            raise RuntimeError(f"{device_id} stopped before settling on version {version}")
+            raise RuntimeError(
+                f"{device_id} stopped before settling on version {version} "
+                "(its boot, device-time or max_wall_s bound ran out)"
+            )
 
 
 def _never(reported: dict[str, Any]) -> bool:
@@ -192,7 +200,7 @@ async def run_fleet(plan: FleetPlan) -> FleetResult:
     started = time.perf_counter()
     evaluations = 0
     async with BlobServer(seed=plan.seed) as storage:
-        fleet.start()
+        fleet.start(max_wall_s=plan.max_wall_s)
         try:
             await publish(
                 Release(image=images[1], version=1, product=PRODUCT, group=FIELD_TEST),
