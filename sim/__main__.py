@@ -18,9 +18,13 @@ COMMANDS: dict[str, Command] = {
         "sim.serprog", "serve a simulated W25Q128JV over flashrom's serprog protocol"
     ),
     "blobserver": Command("sim.blobserver.cli", "run the fault-injecting Azure Blob server"),
-    "bench": Command("sim.bench", "benchmarks: flash, blob, ota"),
+    "bench": Command("sim.bench", "benchmarks: flash, blob, ota, sweep"),
     "fuzz": Command("sim.fuzz", "explore power-loss points and network faults"),
     "replay": Command("sim.fuzz", "replay a failing scenario from its JSON", entry="replay_main"),
+    "ota": Command(
+        "sim.operator", "the operator's tool: upload an image, make a SAS, build the configuration"
+    ),
+    "fleet": Command("sim.fleet", "many devices, one simulated IoT Hub, configurations by tags"),
 }
 
 

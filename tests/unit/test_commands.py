@@ -59,3 +59,15 @@ def test_command_with_an_empty_field_names_it(field):
     values = {"module": "m", "help": "h", "entry": "main", field: ""}
     with pytest.raises(ValueError, match=f"Command.{field} "):
         Command(**values)
+
+
+@pytest.mark.parametrize("table", ["sim.__main__", "hil.__main__"])
+def test_every_registered_command_names_an_entry_that_exists(table):
+    """The registry is checked, not hand-kept: each command's module imports and its
+    entry function is callable (style.md, "a registry that a test checks")."""
+    import importlib
+
+    commands = importlib.import_module(table).COMMANDS
+    for name, command in commands.items():
+        module = importlib.import_module(command.module)
+        assert callable(getattr(module, command.entry, None)), f"{table}: {name}"
