@@ -10,6 +10,7 @@ import base64
 import hashlib
 import logging
 import random
+from urllib.parse import unquote
 
 import aiohttp
 import pytest
@@ -240,8 +241,9 @@ async def test_logs_and_events_never_contain_the_sas_signature(server, session, 
         await get(session, server.blob_url("firmware", "fw.bin") + "?" + sas)
     await get(session, server.blob_url("firmware", "fw.bin") + "?" + sas.replace("sig=", "sig=x"))
     assert "sig=REDACTED" in caplog.text
-    assert sig not in caplog.text and sig.replace("%2B", "+") not in caplog.text
-    assert sig not in repr(server.events)
+    # compare decoded: the client may send '/' and '=' of the base64 sig unencoded
+    assert unquote(sig) not in unquote(caplog.text)
+    assert unquote(sig) not in unquote(repr(server.events))
 
 
 async def test_control_api_adds_lists_and_deletes_rules(server, session):
@@ -449,7 +451,7 @@ async def test_an_error_body_never_contains_the_sas_signature(server, session):
     status, _, body = await get(session, server.blob_url("firmware", "fw.bin") + "?" + forged)
     assert status == 403
     assert b"<Code>AuthenticationFailed</Code>" in body
-    assert sig.encode() not in body and sig.replace("%2B", "+").encode() not in body
+    assert unquote(sig) not in unquote(body.decode())
 
 
 async def test_the_event_log_records_x_ms_range_as_asked(server, session):
