@@ -547,3 +547,12 @@ async def test_shared_key_naming_another_account_is_refused(server, session):
         )
     headers["Authorization"] = f"SharedKey {DEV_ACCOUNT}:{sign(DEV_KEY, to_sign)}"
     assert (await get(session, server.blob_url("firmware", "fw.bin"), **headers))[0] == 200
+
+
+async def test_a_read_only_sas_cannot_write(server, session):
+    """Create a service SAS: Put Blob needs w (or c for a new blob); sp=r answers 403
+    AuthorizationPermissionMismatch and the blob is unchanged."""
+    for name in ("fw.bin", "new.bin"):
+        status, headers, _ = await put(session, signed_for(server, name, permission="r"), b"evil")
+        assert (status, headers["x-ms-error-code"]) == (403, "AuthorizationPermissionMismatch")
+    assert (await get(session, signed(server)))[2] == IMAGE
