@@ -556,3 +556,12 @@ async def test_a_read_only_sas_cannot_write(server, session):
         status, headers, _ = await put(session, signed_for(server, name, permission="r"), b"evil")
         assert (status, headers["x-ms-error-code"]) == (403, "AuthorizationPermissionMismatch")
     assert (await get(session, signed(server)))[2] == IMAGE
+
+
+@pytest.mark.parametrize("container", ["Firmware", "fw", "fw--images", "-fw", "fw_images"])
+async def test_container_names_outside_azure_rules_are_refused(server, session, container):
+    """Naming and referencing containers: 3-63 lowercase letters, digits and single inner
+    hyphens; anything else answers 400 InvalidResourceName (and never reaches --root)."""
+    url = server.blob_url(container, "fw.bin") + "?" + server.make_sas(container, "fw.bin")
+    status, headers, _ = await get(session, url)
+    assert (status, headers["x-ms-error-code"]) == (400, "InvalidResourceName")
