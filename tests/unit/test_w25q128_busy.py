@@ -158,3 +158,133 @@ def test_busy_property_follows_the_virtual_clock():
     assert chip.busy
     chip.clock.advance(0.4e-3)
     assert not chip.busy
+
+
+def test_read_status_register_1_while_busy_returns_busy_and_wel():
+    """05h is accepted while BUSY and returns SR1 itself (BUSY=1, WEL=1 during an erase),
+    not the idle FFh of an ignored command (datasheet 7.1.1, 8.2.4)."""
+    nor = Nor()
+    _start_erase(nor)
+    assert nor.sr(1) == 0x03
+
+
+def test_while_busy_write_status_is_ignored():
+    """A Write Status Register sent while BUSY is ignored (datasheet 7.1.1)."""
+    nor = Nor()
+    _start_erase(nor)
+    nor.cmd(0x50)
+    nor.cmd(0x01, data=b"\x04")
+    nor.wait()
+    assert nor.sr(1) & 0xFC == 0
+
+
+def test_while_busy_write_disable_is_ignored():
+    """04h sent while BUSY is ignored: WEL stays 1 until the operation completes
+    (datasheet 7.1.1, 7.1.2)."""
+    nor = Nor()
+    _start_erase(nor)
+    nor.cmd(0x04)
+    assert nor.sr(1) & 0x02
+
+
+def test_while_busy_power_down_is_ignored():
+    """B9h sent while BUSY is ignored, so the chip answers 9Fh once idle (datasheet 7.1.1,
+    8.2.22)."""
+    nor = Nor()
+    _start_erase(nor)
+    nor.cmd(0xB9)
+    nor.wait()
+    assert nor.cmd(0x9F, readlen=3) == b"\xef\x40\x18"
+
+
+@pytest.mark.parametrize(
+    ("opcode", "max_s"),
+    [(0x02, 3e-3), (0x52, 1.6), (0xD8, 2.0), (0xC7, 200.0), (0x01, 15e-3)],
+)
+def test_max_timing_mode_lasts_each_operations_datasheet_maximum(opcode, max_s):
+    """timing="max": tPP, tBE1, tBE2, tCE and tW last their maximum (datasheet 9.6)."""
+    nor = Nor(timing="max")
+    nor.wren()
+    if opcode == 0x02:
+        nor.cmd(0x02, 0, b"\x00")
+    elif opcode == 0x01:
+        nor.cmd(0x01, data=b"\x00")
+    else:
+        nor.cmd(opcode, None if opcode == 0xC7 else 0)
+    poll_s = max_s / 4000
+    assert max_s <= nor.wait(poll_s=poll_s) <= max_s + 2 * poll_s
+
+
+def test_random_timing_never_leaves_the_typical_to_max_range():
+    """timing="random": every one of 200 draws lies in [tPP typ, tPP max] = [0.4, 3] ms
+    (datasheet 9.6; module doc)."""
+    nor = Nor(timing="random", seed=3)
+    for i in range(200):
+        nor.program(i * 256, b"\x00", wait=False)
+        assert 0.4e-3 <= nor.wait(poll_s=1e-5) <= 3e-3 + 2e-5
+
+
+def test_busy_time_counter_sums_the_operations_that_completed():
+    """counters.busy_time_s adds each completed operation's time: tPP + tSE (issue 2
+    counters; datasheet 9.6)."""
+    nor = Nor()
+    nor.program(0, b"\x00")
+    nor.erase(0x20, 0x1000)
+    assert nor.chip.counters.busy_time_s == pytest.approx(0.4e-3 + 45e-3)
+
+
+def test_suspend_keeps_busy_until_tsus_has_passed():
+    """After 75h BUSY stays 1 until the suspend takes effect, tSUS (20 µs) later; the model
+    uses the maximum (datasheet 8.2.20, 9.6; module doc)."""
+    nor = Nor()
+    _start_erase(nor)
+    nor.cmd(0x75)
+    assert nor.sr(1) & 0x01 and not nor.sr(2) & 0x80
+
+
+def _suspend_erase(nor: Nor, addr: int = 0) -> None:
+    _start_erase(nor, addr)
+    nor.clock.sleep(10e-3)
+    nor.cmd(0x75)
+    nor.clock.sleep(20e-6)
+
+
+def test_erase_is_ignored_during_erase_suspend():
+    """Erase instructions are not allowed while suspended (datasheet 8.2.20)."""
+    nor = Nor()
+    nor.chip.array[0x8000] = 0
+    _suspend_erase(nor)
+    nor.erase(0x20, 0x8000, wait=False)
+    assert not nor.sr(1) & 0x01 and nor.read(0x8000, 1) == b"\x00"
+
+
+def test_write_status_is_ignored_during_erase_suspend():
+    """Write Status Register is not allowed while suspended (datasheet 8.2.20)."""
+    nor = Nor()
+    _suspend_erase(nor)
+    nor.wren()
+    nor.cmd(0x01, data=b"\x04")
+    assert nor.sr(1) & 0xFD == 0
+
+
+def test_program_into_the_erase_suspended_sector_is_ignored():
+    """Page Program into the sector whose erase is suspended is refused (datasheet 8.2.20;
+    module doc)."""
+    nor = Nor()
+    _suspend_erase(nor, 0x3000)
+    nor.program(0x3000, b"\x00", wait=False)
+    assert not nor.sr(1) & 0x01
+    nor.cmd(0x7A)
+    nor.wait()
+    assert nor.read(0x3000, 1) == b"\xff"
+
+
+def test_reset_is_ignored_when_another_command_comes_between_66h_and_99h():
+    """Reset needs 99h immediately after 66h; any other instruction in between cancels
+    Enable Reset (datasheet 8.2.43)."""
+    nor = Nor()
+    nor.wren()
+    nor.cmd(0x66)
+    nor.cmd(0x05, readlen=1)
+    nor.cmd(0x99)
+    assert nor.sr() & 0x02

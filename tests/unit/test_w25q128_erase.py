@@ -71,3 +71,24 @@ def test_erases_are_counted_per_sector():
     assert nor.chip.counters.sector_erases[15] == 0
     assert list(nor.chip.wear[16:32]) == [1] * 16
     assert nor.chip.counters.ops["block64_erase"] == 1
+
+
+@pytest.mark.parametrize("opcode", [0x20, 0x52, 0xD8, 0xC7, 0x60])
+def test_every_erase_kind_clears_wel_on_completion(opcode):
+    """WEL clears when a Sector, Block (32/64 KiB) or Chip Erase completes
+    (datasheet 7.1.2, 8.2.15-8.2.18)."""
+    nor = Nor()
+    nor.wren()
+    nor.cmd(opcode, None if opcode in (0xC7, 0x60) else 0x10000)
+    assert nor.sr() & 0x03 == 0x03  # BUSY with WEL still set
+    nor.wait(poll_s=0.01)
+    assert not nor.sr() & 0x02
+
+
+@pytest.mark.parametrize("opcode", [0xC7, 0x60])
+def test_chip_erase_without_wel_is_ignored(opcode):
+    """Chip Erase needs WEL=1 like every erase (datasheet 8.2.18)."""
+    nor = Nor()
+    nor.chip.array[0] = 0
+    nor.erase(opcode, wel=False, wait=False)
+    assert not nor.chip.busy and nor.read(0, 1) == b"\x00"

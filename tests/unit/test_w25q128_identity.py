@@ -79,3 +79,10 @@ def test_sfdp_does_not_advertise_dual_or_quad_reads_the_model_declines():
     dw1, dw5 = int.from_bytes(table[0:4], "little"), int.from_bytes(table[16:20], "little")
     assert dw1 & (1 << 16 | 0x7 << 20) == 0
     assert dw5 & 0x11 == 0
+
+
+def test_unique_id_starts_right_after_the_fourth_dummy_byte():
+    """4Bh: the 64-bit ID follows exactly four dummy bytes, then MISO idles at FFh
+    (datasheet 8.2.31; module doc: undriven MISO reads FFh)."""
+    nor = Nor(seed=5)
+    assert nor.cmd(0x4B, dummy=4, readlen=12) == nor.chip.unique_id + b"\xff" * 4

@@ -100,3 +100,51 @@ def test_restore_on_a_file_backed_chip_rewrites_the_image(tmp_path):
     nor.chip.restore(snap)
     assert nor.read(0x100, 1) == b"\xff"
     nor.chip.close()
+
+
+def test_bits_start_to_stick_with_the_first_erase_past_endurance():
+    """With endurance=3 the third erase still erases fully and the fourth leaves a bit stuck
+    at 0 (datasheet 6.1 endurance; module doc wear model)."""
+    nor = Nor(endurance=3, wear_failure=True, seed=9)
+    _wear_out(nor, 3)
+    assert nor.read(0, 4096) == b"\xff" * 4096
+    _wear_out(nor, 1)
+    assert nor.read(0, 4096) != b"\xff" * 4096
+
+
+def test_rated_endurance_defaults_to_100000_cycles():
+    """By default bits stick from the 100,001st erase of a sector, not before (datasheet 6.1:
+    100,000 program/erase cycles)."""
+    nor = Nor(wear_failure=True, seed=9)
+    nor.chip.wear[0] = 99_999
+    _wear_out(nor, 1)
+    assert nor.read(0, 4096) == b"\xff" * 4096
+    _wear_out(nor, 1)
+    assert nor.read(0, 4096) != b"\xff" * 4096
+
+
+def test_wear_counts_survive_in_the_image_across_instances(tmp_path):
+    """Erase counts are non-volatile: a new chip on the same image sees them (issue 2
+    persistence and wear)."""
+    image = tmp_path / "flash.bin"
+    nor = Nor(image=image)
+    nor.erase(0x20, 0x3000)
+    nor.chip.power_off()
+    nor.chip.close()
+    again = Nor(image=image)
+    assert again.chip.wear[3] == 1
+    again.chip.close()
+
+
+def test_stuck_bits_survive_in_the_image_across_instances(tmp_path):
+    """A worn-out sector stays worn: a new chip on the same image still cannot erase it
+    fully (issue 2 wear and persistence)."""
+    image = tmp_path / "flash.bin"
+    nor = Nor(image=image, endurance=1, wear_failure=True, seed=9)
+    _wear_out(nor, 2)
+    nor.chip.power_off()
+    nor.chip.close()
+    again = Nor(image=image)
+    _wear_out(again, 1)
+    assert again.read(0, 4096) != b"\xff" * 4096
+    again.chip.close()

@@ -212,3 +212,27 @@ def test_power_cuts_are_counted():
     nor.chip.power_off()
     assert nor.chip.counters.power_cuts == 1
     assert not nor.chip.powered
+
+
+def test_busy_time_counter_includes_the_torn_part_of_a_cut_operation():
+    """A sector erase cut halfway adds half of tSE to counters.busy_time_s (issue 2 counters)."""
+    nor = Nor()
+    nor.chip.schedule_cut(after_ops=1, fraction=0.5)
+    nor.erase(0x20, 0, wait=False)
+    with pytest.raises(PowerLoss):
+        nor.wait()
+    assert nor.chip.counters.busy_time_s == pytest.approx(0.5 * 45e-3)
+
+
+def test_torn_security_register_program_clears_a_subset_of_the_intended_bits():
+    """A cut inside 42h leaves some, not all, of the intended 1 -> 0 bits cleared
+    (module doc distribution, as for Page Program)."""
+    nor = Nor(seed=1)
+    nor.chip.schedule_cut(after_ops=1, fraction=0.5)
+    nor.wren()
+    nor.cmd(0x42, 0x001000, bytes(256))
+    with pytest.raises(PowerLoss):
+        nor.wait()
+    nor.chip.power_on()
+    zeros = 256 * 8 - _ones(nor.cmd(0x48, 0x001000, dummy=1, readlen=256))
+    assert 0 < zeros < 256 * 8

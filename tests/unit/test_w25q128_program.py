@@ -1,5 +1,7 @@
 """W25Q128JV write enable latch and Page Program 02h (datasheet 7.1.2, 8.2.1-8.2.3, 8.2.13)."""
 
+import random
+
 import pytest
 
 from tests.unit.test_w25q128_support import Nor
@@ -102,3 +104,15 @@ def test_program_counts_bytes_and_operations():
     nor.program(0x100, b"\x00" * 300)
     assert nor.chip.counters.ops["page_program"] == 2
     assert nor.chip.counters.bytes_programmed == 10 + 256
+
+
+def test_program_of_many_pages_of_data_keeps_the_last_256_where_they_wrapped():
+    """However many bytes are clocked in (here 1,300 from page offset 10h), only the last
+    256 are programmed, each at the page offset it wrapped to (datasheet 8.2.13)."""
+    nor = Nor()
+    data = random.Random(13).randbytes(1300)
+    nor.program(0x400 + 0x10, data)
+    expected = bytearray(256)
+    for i in range(len(data) - 256, len(data)):
+        expected[(0x10 + i) % 256] = data[i]
+    assert nor.read(0x400, 256) == bytes(expected)

@@ -68,3 +68,44 @@ def test_security_registers_survive_power_cycle_but_not_in_the_array():
     nor.chip.power_on()
     assert _read(nor, REG1, 1) == b"\xa5"
     assert nor.read(REG1, 1) == b"\xff"
+
+
+def test_security_register_program_clears_wel_on_completion():
+    """WEL clears when a security-register program completes (datasheet 7.1.2, 8.2.34)."""
+    nor = Nor()
+    _program(nor, REG1, b"\x00")
+    assert not nor.sr() & 0x02
+
+
+def test_security_register_program_without_wel_is_ignored():
+    """42h needs WEL=1 (datasheet 8.2.34)."""
+    nor = Nor()
+    nor.cmd(0x42, REG1, b"\x00")
+    assert not nor.chip.busy and _read(nor, REG1, 1) == b"\xff"
+
+
+def test_security_register_erase_without_wel_is_ignored():
+    """44h needs WEL=1 (datasheet 8.2.33)."""
+    nor = Nor()
+    _program(nor, REG1, b"\x00")
+    nor.cmd(0x44, REG1)
+    assert not nor.chip.busy and _read(nor, REG1, 1) == b"\x00"
+
+
+@pytest.mark.parametrize("addr", [0x000010, 0x001110, 0x004010])
+def test_only_addresses_1000h_2000h_3000h_select_a_security_register(addr):
+    """Security registers sit at 001000h/002000h/003000h with A11-A8 = 0 (datasheet
+    8.2.33-8.2.35); other addresses program nothing and read FFh (module doc)."""
+    nor = Nor()
+    _program(nor, addr, b"\x00")
+    assert _read(nor, addr, 1) == b"\xff"
+    assert all(_read(nor, reg, 256) == b"\xff" * 256 for reg in (REG1, REG2, 0x003000))
+
+
+def test_security_register_program_only_clears_bits():
+    """42h, like Page Program, only takes bits 1 -> 0: a second program ANDs (datasheet
+    8.2.34)."""
+    nor = Nor()
+    _program(nor, REG1, b"\xf0")
+    _program(nor, REG1, b"\x3c")
+    assert _read(nor, REG1, 1) == b"\x30"

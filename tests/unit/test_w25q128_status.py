@@ -212,3 +212,81 @@ def test_top_and_bottom_blocks_lock_per_sector():
     nor.cmd(0x39, 0x1000)
     assert _erase_takes(nor, 0x1000)
     assert not _erase_takes(nor, 0x2000)
+
+
+def test_reserved_status_bits_stay_zero_when_written():
+    """SR2 bit 2 and SR3 bits 0, 1, 3, 4 are reserved (R) and read 0 whatever is written
+    (datasheet 7.1, status register figures)."""
+    nor = Nor()
+    nor.write_status(0x31, 0x06)
+    nor.write_status(0x11, 0x1B | 0x60)
+    assert (nor.sr(2) & 0x04, nor.sr(3) & 0x1B) == (0, 0)
+
+
+def test_volatile_status_write_cannot_set_security_lock_bits():
+    """LB1-LB3 are one-time programmable non-volatile bits with no volatile copy: 50h + 31h
+    leaves them 0 and the security registers writable (datasheet 7.1.9)."""
+    nor = Nor()
+    nor.write_status(0x31, 0x3A, volatile=True)
+    assert nor.sr(2) & 0x38 == 0
+    nor.wren()
+    nor.cmd(0x42, 0x001000, b"\x00")
+    nor.wait()
+    assert nor.cmd(0x48, 0x001000, dummy=1, readlen=1) == b"\x00"
+
+
+def test_sec_with_bp_10x_protects_only_the_top_32_kib():
+    """SEC=1, BP2-0 = 10x protects 32 KiB, not 64 KiB (datasheet Status Register Memory
+    Protection table, SEC=1 rows)."""
+    nor = Nor()
+    _protect(nor, 0x54)  # SEC=1 TB=0 BP=101
+    assert not _erase_takes(nor, SIZE - 32768)
+    assert _erase_takes(nor, SIZE - 32768 - 4096)
+
+
+def test_cmp_with_bp_000_protects_the_whole_array():
+    """CMP=1 inverts the BP=000 "none" row: the whole array is protected (datasheet
+    Status Register Memory Protection table, CMP=1)."""
+    nor = Nor()
+    _protect(nor, 0x00, 0x42)
+    assert not _erase_takes(nor, 0)
+    assert not _program_takes(nor, SIZE // 2)
+
+
+def test_cmp_with_bp_111_protects_nothing():
+    """CMP=1 inverts the BP=111 "all" row: nothing is protected (datasheet Status Register
+    Memory Protection table, CMP=1)."""
+    nor = Nor()
+    _protect(nor, 0x1C, 0x42)
+    assert _erase_takes(nor, 0)
+    assert _program_takes(nor, SIZE - 1)
+
+
+def test_top_block_locks_per_sector():
+    """The top 64 KiB block is locked per 4 KiB sector, like the bottom one (datasheet 7.1.14,
+    8.2.37)."""
+    nor = Nor()
+    nor.write_status(0x11, 0x64)
+    nor.wren()
+    nor.cmd(0x39, SIZE - 4096)
+    assert _erase_takes(nor, SIZE - 4096)
+    assert not _erase_takes(nor, SIZE - 8192)
+
+
+def test_block_unlock_without_wel_is_ignored():
+    """Individual Block Unlock 39h needs WEL=1 (datasheet 8.2.37); without it the lock stays."""
+    nor = Nor()
+    nor.write_status(0x11, 0x64)
+    nor.cmd(0x39, 0x20000)
+    assert nor.cmd(0x3D, 0x20000, readlen=1) == b"\x01"
+
+
+def test_individual_block_lock_refuses_page_program():
+    """WPS=1: Page Program into a locked block is ignored, and works once 39h unlocks it
+    (datasheet 7.1.14, 8.2.37)."""
+    nor = Nor()
+    nor.write_status(0x11, 0x64)
+    assert not _program_takes(nor, 0x20000)
+    nor.wren()
+    nor.cmd(0x39, 0x20000)
+    assert _program_takes(nor, 0x20000)
