@@ -279,12 +279,17 @@ def test_program_into_the_erase_suspended_sector_is_ignored():
     assert nor.read(0x3000, 1) == b"\xff"
 
 
-def test_reset_is_ignored_when_another_command_comes_between_66h_and_99h():
+@pytest.mark.parametrize("split", [False, True], ids=["one-exchange", "cs-framed"])
+def test_reset_is_ignored_when_another_command_comes_between_66h_and_99h(split):
     """Reset needs 99h immediately after 66h; any other instruction in between cancels
-    Enable Reset (datasheet 8.2.43)."""
+    Enable Reset (datasheet 8.2.43), whether each command is one exchange or framed by
+    start/stop over several."""
     nor = Nor()
     nor.wren()
-    nor.cmd(0x66)
-    nor.cmd(0x05, readlen=1)
-    nor.cmd(0x99)
+    for opcode in (0x66, 0x05, 0x99):
+        if split:
+            nor.port.exchange(bytes((opcode,)), stop=False)
+            nor.port.exchange(b"", start=False)
+        else:
+            nor.cmd(opcode)
     assert nor.sr() & 0x02
