@@ -106,12 +106,21 @@ def test_program_counts_bytes_and_operations():
     assert nor.chip.counters.bytes_programmed == 10 + 256
 
 
-def test_program_of_many_pages_of_data_keeps_the_last_256_where_they_wrapped():
+@pytest.mark.parametrize("chunk", [None, 100], ids=["one-exchange", "cs-framed"])
+def test_program_of_many_pages_of_data_keeps_the_last_256_where_they_wrapped(chunk):
     """However many bytes are clocked in (here 1,300 from page offset 10h), only the last
     256 are programmed, each at the page offset it wrapped to (datasheet 8.2.13)."""
     nor = Nor()
     data = random.Random(13).randbytes(1300)
-    nor.program(0x400 + 0x10, data)
+    if chunk is None:
+        nor.program(0x400 + 0x10, data)
+    else:  # clocked in over many exchanges while /CS stays low
+        nor.wren()
+        nor.port.exchange(b"\x02\x00\x04\x10", stop=False)
+        for i in range(0, len(data), chunk):
+            nor.port.exchange(data[i : i + chunk], start=False, stop=False)
+        nor.port.exchange(b"", start=False)
+        nor.wait()
     expected = bytearray(256)
     for i in range(len(data) - 256, len(data)):
         expected[(0x10 + i) % 256] = data[i]
