@@ -536,7 +536,7 @@ class _Run:
         self.newer_published = False
         self.rot_landed = 0
         self.trace_lines: list[str] = []
-        self.cut_times: list[float] = []
+        self.marks: _PowerMarks | None = None
         self.port_wrapper: Callable[[Any], Any] | None = None
         self.boot_marks: list[int] = []
 
@@ -600,7 +600,8 @@ class _Run:
             agent_factory=self._factory,
         )
         if self.trace:
-            device.port = SimSpiPort(chip, frequency=SIM_SPI_HZ, log=True)
+            self.marks = _PowerMarks(SimSpiPort(chip, frequency=SIM_SPI_HZ, log=True))
+            device.port = self.marks  # type: ignore[assignment]
         cutter = OpCutPort(device.port, chip)
         device.port = cutter  # type: ignore[assignment]
         if self.port_wrapper is not None:
@@ -654,8 +655,6 @@ class _Run:
 
         def on_boot(dev: SimDevice) -> None:
             boot = boots_before + dev.boots
-            if dev.boots > 1:
-                self.cut_times.append(chip.clock.monotonic())
             self.wire.boot = boot
             boot_marks.append(len(twin.reported_log))
             for cut in s.cuts:
@@ -693,8 +692,8 @@ class _Run:
                 reached = again.reached
         except Exception as exc:  # an agent crash is a finding, not a harness failure
             crash = f"{type(exc).__name__}: {exc}"
-        if self.trace:
-            self.trace_lines = _trace_lines(cutter, self.cut_times)
+        if self.marks is not None:
+            self.trace_lines = _trace_lines(self.marks)
         fs = self._check_fs(chip)
         events = server.events[first_event:]
         return ScenarioResult(
@@ -842,27 +841,98 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _trace_lines(cutter: OpCutPort, cut_times: list[float], around: int = 12) -> list[str]:
-    """The SPI transactions just before each power cut (the last one is the torn one)."""
-    port = cutter._port  # the logging port under the cutter
-    log: list[SpiTransaction] = getattr(port, "log", None) or []
-    names = {v: k for k, v in OPCODES.items()}
-    names |= {0x03: "read", 0x05: "read_status1", 0x06: "write_enable"}
+class _PowerMarks:
+    """A logging :class:`sim.spi.SimSpiPort` wrapper that marks where in its log each
+    power loss was first seen (the first transaction the dead chip refused), so a trace
+    shows the operations around the cut itself rather than the next boot's."""
+
+    def __init__(self, port: SimSpiPort) -> None:
+        self.port = port
+        self.marks: list[tuple[int, float]] = []  # (log length, device time) per loss
+        self._dead = False
+
+    @property
+    def log(self) -> list[SpiTransaction]:
+        return self.port.log or []
+
+    def exchange(
+        self,
+        out: bytes | bytearray = b"",
+        readlen: int = 0,
+        start: bool = True,
+        stop: bool = True,
+        duplex: bool = False,
+        droptail: int = 0,
+    ) -> bytes:
+        try:
+            got = self.port.exchange(out, readlen, start, stop, duplex, droptail)
+        except PowerLoss:
+            if not self._dead:
+                self._dead = True
+                self.marks.append((len(self.log), self.port.chip.clock.monotonic()))
+            raise
+        self._dead = False
+        return got
+
+    def read(self, readlen: int = 0, start: bool = True, stop: bool = True) -> bytes:
+        return self.exchange(b"", readlen, start, stop)
+
+    def write(self, out: bytes | bytearray, start: bool = True, stop: bool = True) -> None:
+        self.exchange(out, 0, start, stop)
+
+    @property
+    def frequency(self) -> float:
+        return self.port.frequency
+
+    def set_frequency(self, frequency: float) -> None:
+        self.port.set_frequency(frequency)
+
+
+_NAMES = {v: k for k, v in OPCODES.items()} | {
+    0x03: "read",
+    0x0B: "fast_read",
+    0x05: "read_status1",
+    0x06: "write_enable",
+    0x9F: "read_jedec_id",
+    0x5A: "read_sfdp",
+    0xAB: "release_power_down",
+    0x66: "enable_reset",
+    0x99: "reset",
+}
+
+
+def _trace_lines(
+    marks: _PowerMarks, fired: list[OpCut] | None = None, around: int = 12
+) -> list[str]:
+    """For each power loss: the ``around`` SPI transactions before it (the state-changing
+    one it tore is flagged), the loss, and the first few transactions of the next boot."""
+    log = marks.log
     lines: list[str] = []
-    for n, when in enumerate(cut_times, 1):
-        before = [i for i, tx in enumerate(log) if tx.time_s <= when]
-        last = before[-1] if before else -1
-        lines.append(f"-- power cut {n} at {when:.6f} s (device time) --")
-        for i in range(max(0, last - around + 1), last + 1):
-            tx = log[i]
-            op = tx.opcode
-            name = names.get(op, f"{op:#04x}") if op is not None else "?"
-            addr = "" if tx.address is None else f" @ {tx.address:#08x}"
-            lines.append(
-                f"  [{tx.time_s:12.6f} s] #{i:7d} {name}{addr} out={tx.out_len} in={tx.in_len}"
-            )
-        lines.append("  <power lost>")
+
+    def line(i: int, flag: str = "") -> str:
+        tx = log[i]
+        op = tx.opcode
+        name = _NAMES.get(op, f"{op:#04x}") if op is not None else "?"
+        addr = "" if tx.address is None else f" @ {tx.address:#08x}"
+        return f"  [{tx.time_s:12.6f} s] #{i:7d} {name}{addr} out={tx.out_len} in={tx.in_len}{flag}"
+
+    for n, (end, when) in enumerate(marks.marks, 1):
+        start = max(0, end - around)
+        torn = max((i for i in range(start, end) if log[i].opcode in _STATE_CHANGING), default=None)
+        lines.append(f"-- power cut {n}: the last {end - start} transactions before it --")
+        lines += [
+            line(i, "   <- cut during/after this" if i == torn else "") for i in range(start, end)
+        ]
+        lines.append(f"  <power lost; first refused transaction at {when:.6f} s (device time)>")
+        nxt = marks.marks[n][0] if n < len(marks.marks) else len(log)
+        after = list(range(end, min(end + 3, nxt)))
+        if after:
+            lines.append("  next boot:")
+            lines += [line(i) for i in after]
     return lines
+
+
+_STATE_CHANGING = frozenset((0x02, 0x20, 0x52, 0xD8, 0xC7, 0x60, 0x01, 0x31, 0x11))
 
 
 __all__ = [
