@@ -215,25 +215,43 @@ class Agent:
                     await job
 
     async def _supervise(self, job: asyncio.Future[Outcome], instruction: Instruction) -> Outcome:
-        """Wait for ``job``; cancel it when a different instruction arrives."""
-        while True:
-            waker: asyncio.Future[Any] = asyncio.ensure_future(self._wake.wait())
-            pending: set[asyncio.Future[Any]] = {job, waker}
-            try:
-                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waker.cancel()
-            if job in done:
-                return job.result()
-            self._wake.clear()
-            try:
-                newer = self._parse(self._desired)
-            except InvalidInstruction:
-                newer = None  # reported when the job in hand ends; it keeps going
-            if newer is not None and newer.identity() != instruction.identity():
+        """Wait for ``job``; cancel it when a different instruction arrives.
+
+        A job whose image is verified is never cancelled: it has reported (or is about
+        to report) ``applying``, and an apply is finished before the next instruction
+        is looked at, so ``applying`` is always followed by ``applied`` or ``error``.
+        """
+        deferred = False
+        try:
+            while True:
+                waker: asyncio.Future[Any] = asyncio.ensure_future(self._wake.wait())
+                pending: set[asyncio.Future[Any]] = {job, waker}
+                try:
+                    done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waker.cancel()
+                if job in done:
+                    return job.result()
+                self._wake.clear()
+                try:
+                    newer = self._parse(self._desired)
+                except InvalidInstruction:
+                    newer = None  # reported when the job in hand ends; it keeps going
+                if newer is None or newer.identity() == instruction.identity():
+                    continue
+                if self._applying():
+                    deferred = True  # looked at once the apply in hand is finished
+                    continue
                 log.info("instruction superseded by version %d", newer.version)
-                self._wake.set()
+                deferred = True
                 return Outcome.RETRY
+        finally:
+            if deferred:
+                self._wake.set()
+
+    def _applying(self) -> bool:
+        record = None if self.journal is None else self.journal.record
+        return record is not None and record.state in (State.VERIFIED, State.APPLYING)
 
     def _parse(self, desired: dict[str, Any]) -> Instruction | None:
         return parse_instruction(

@@ -90,10 +90,7 @@ def scenarios(draw, sizes=SIZES, faults=False):
         stall = {"timeout_s": 0, "after_bytes": draw(st.integers(0, size - 1))}
         before = {"fault": "timeout", "params": stall, "blob": "ota/fw-v2.bin"}
         rules.insert(0, {**before, "requests": [1, late - 1]})
-    # A newer version published during the older one's apply is a known agent bug (strict
-    # xfail in test_supersede.py); draw ``newer_at_bytes`` here once it is fixed:
-    # newer = draw(st.none() | st.integers(min_value=0, max_value=size))
-    newer = None
+    newer = draw(st.none() | st.integers(min_value=0, max_value=size))
     return Scenario(
         image_size=size,
         image_seed=draw(st.integers(min_value=0, max_value=1000)),

@@ -45,13 +45,6 @@ async def test_newer_version_while_data_keeps_arriving_is_the_only_one_installed
     assert _installed(result) == [3]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agent bug: a newer instruction that arrives while the verified older image is "
-    "being applied cancels the job at the `applying` report's yield (agent/engine.py "
-    "_apply awaits _report before install), so `applying` for version 2 is followed by "
-    "`downloading` version 3 and version 2 is never applied: the report was not honest",
-)
 async def test_newer_version_during_apply_does_not_abandon_a_reported_apply():
     """Reference design "Cloud contract": ``applying`` is followed by ``applied`` or
     ``error`` for that version (sim/invariants.py honest reporting)."""
