@@ -80,3 +80,18 @@ def test_log_records_command_address_lengths_and_time(port):
 def test_log_is_off_by_default():
     """No log unless asked for: it costs time on the hot path."""
     assert SimSpiPort(W25Q128()).log is None
+
+
+def test_busy_is_judged_at_the_end_of_the_transfer(port):
+    """The clock advances for the bytes before the chip sees them, so a status read that
+    ends after the operation's end reports it done (sim.spi module doc; datasheet 7.1.1)."""
+    port.set_frequency(1e6)
+    port.exchange(b"\x06")
+    port.exchange(b"\x02\x00\x00\x00\x00")
+    port.chip.clock.advance(0.4e-3 - 10e-6)  # tPP typ 0.4 ms (datasheet 9.6); 05h takes 16 us
+    assert port.exchange(b"\x05", 1) == b"\x00"
+
+
+def test_exchange_with_nothing_to_read_returns_no_bytes(port):
+    """Half duplex with readlen=0 returns b"" (pyftdi SpiPort.exchange)."""
+    assert port.exchange(b"\x06") == b""

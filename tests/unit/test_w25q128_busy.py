@@ -193,7 +193,7 @@ def test_while_busy_power_down_is_ignored():
     nor = Nor()
     _start_erase(nor)
     nor.cmd(0xB9)
-    nor.wait()
+    nor.clock.sleep(45e-3)  # tSE typ (datasheet 9.6): the erase is over
     assert nor.cmd(0x9F, readlen=3) == b"\xef\x40\x18"
 
 
@@ -293,3 +293,44 @@ def test_reset_is_ignored_when_another_command_comes_between_66h_and_99h(split):
         else:
             nor.cmd(opcode)
     assert nor.sr() & 0x02
+
+
+def test_power_down_ignores_read_status_register_too():
+    """In power-down even 05h, otherwise always accepted, is ignored: MISO stays high
+    (FFh) until ABh releases the chip (datasheet 8.2.22)."""
+    nor = Nor()
+    nor.cmd(0xB9)
+    assert nor.cmd(0x05, readlen=1) == b"\xff"
+    nor.cmd(0xAB)
+    assert nor.cmd(0x05, readlen=1) == b"\x00"
+
+
+def _zeroed_sector_erase_interrupted(nor: Nor, *, suspend: bool) -> None:
+    nor.chip.array[0:4096] = bytes(4096)
+    _start_erase(nor)
+    nor.clock.sleep(22.5e-3)  # half of tSE typ, 45 ms (datasheet 9.6)
+    if suspend:
+        nor.cmd(0x75)
+        nor.clock.sleep(20e-6)
+    nor.cmd(0x66)
+    nor.cmd(0x99)
+
+
+def test_reset_during_an_erase_ends_it_leaving_the_sector_torn():
+    """66h+99h while BUSY is accepted and ends the erase at once, which is left partly done
+    as after a power cut (datasheet 8.2.43: data may be corrupted; module doc deviation)."""
+    nor = Nor(seed=5)
+    _zeroed_sector_erase_interrupted(nor, suspend=False)
+    assert not nor.sr() & 0x01
+    ones = int.from_bytes(nor.read(0, 4096), "big").bit_count()
+    assert 0 < ones < 4096 * 8
+
+
+def test_reset_during_erase_suspend_clears_sus_leaving_the_sector_torn():
+    """66h+99h while an erase is suspended clears SUS and leaves the sector partly erased
+    (datasheet 7.1.12, 8.2.43; module doc deviation)."""
+    nor = Nor(seed=5)
+    _zeroed_sector_erase_interrupted(nor, suspend=True)
+    assert not nor.sr(2) & 0x80
+    ones = int.from_bytes(nor.read(0, 4096), "big").bit_count()
+    assert 0 < ones < 4096 * 8

@@ -148,3 +148,32 @@ def test_stuck_bits_survive_in_the_image_across_instances(tmp_path):
     _wear_out(again, 1)
     assert again.read(0, 4096) != b"\xff" * 4096
     again.chip.close()
+
+
+def test_security_registers_survive_in_the_image_across_instances(tmp_path):
+    """Security registers are non-volatile: a new chip on the same image reads what 42h
+    wrote (datasheet 8.2.34; issue 2 persistence)."""
+    image = tmp_path / "flash.bin"
+    nor = Nor(image=image)
+    nor.wren()
+    nor.cmd(0x42, 0x002010, b"kept")
+    nor.wait()
+    nor.chip.close()
+    again = Nor(image=image)
+    assert again.cmd(0x48, 0x002010, dummy=1, readlen=4) == b"kept"
+    again.chip.close()
+
+
+def test_power_off_writes_the_registers_to_the_image(tmp_path):
+    """power_off() flushes: a new chip on the image sees the non-volatile status bits even
+    if the old one is never closed (a cut must not lose completed writes; datasheet 7.1)."""
+    image = tmp_path / "flash.bin"
+    nor = Nor(image=image)
+    nor.write_status(0x31, 0x40)
+    nor.chip.power_off()
+    again = Nor(image=image)
+    try:
+        assert again.sr(2) & 0x40
+    finally:
+        again.chip.close()
+        nor.chip.close()

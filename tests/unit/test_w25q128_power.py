@@ -4,7 +4,7 @@ section 2 "Power"; datasheet 7.1 power-on state, 8.2.13/8.2.15 "undefined if pow
 import pytest
 
 from agent.errors import PowerLoss
-from sim.w25q128 import PowerCutPlan
+from sim.w25q128 import W25Q128, PowerCutPlan
 from tests.unit.test_w25q128_support import Nor
 
 pytestmark = pytest.mark.sim
@@ -236,3 +236,63 @@ def test_torn_security_register_program_clears_a_subset_of_the_intended_bits():
     nor.chip.power_on()
     zeros = 256 * 8 - _ones(nor.cmd(0x48, 0x001000, dummy=1, readlen=256))
     assert 0 < zeros < 256 * 8
+
+
+def test_select_raises_powerloss_while_unpowered():
+    """/CS low on an unpowered chip raises PowerLoss, as a whole exchange does
+    (agent.errors.PowerLoss; issue 2 "Power")."""
+    chip = W25Q128()
+    chip.power_off()
+    with pytest.raises(PowerLoss):
+        chip.select()
+
+
+def test_transfer_raises_powerloss_when_a_cut_lands_inside_a_transaction():
+    """A cut scheduled while /CS is low makes the next transfer() raise PowerLoss (issue 2
+    "Power": the agent sees power loss on its next SPI access)."""
+    chip = W25Q128()
+    chip.schedule_cut(at_time=1e-3)
+    chip.select()
+    assert chip.transfer(b"\x9f\x00") == b"\xff\xef"
+    chip.clock.advance(2e-3)
+    with pytest.raises(PowerLoss):
+        chip.transfer(b"\x00")
+
+
+def test_power_on_forgets_a_pending_volatile_write_enable():
+    """50h does not survive a power cycle: a status write after power-on without 06h is
+    ignored (datasheet 7.1, 8.2.3: 50h enables only the next status write)."""
+    nor = Nor()
+    nor.cmd(0x50)
+    nor.chip.power_off()
+    nor.chip.power_on()
+    nor.cmd(0x01, data=b"\x1c")
+    assert nor.sr() == 0x00
+
+
+def test_cut_at_a_virtual_time_lands_exactly_then():
+    """at_time=T: the chip is powered until T and unpowered from T on (PowerCutPlan)."""
+    nor = Nor()
+    nor.chip.schedule_cut(at_time=1.0)
+    nor.clock.advance(1.0 - 1e-6 - 4 * 8 / nor.port.frequency)
+    assert nor.cmd(0x9F, readlen=3) == b"\xef\x40\x18"
+    nor.clock.advance_to(1.0)
+    assert not nor.chip.powered
+
+
+def test_state_changes_counts_the_operations_after_ops_counts():
+    """counters.state_changes counts program, erase, non-volatile status write and security
+    program/erase; not reads, volatile status writes or ignored commands (PowerCutPlan,
+    ChipCounters)."""
+    nor = Nor()
+    nor.program(0, b"\x00")
+    nor.erase(0x20, 0x1000)
+    nor.write_status(0x31, 0x00)
+    nor.write_status(0x01, 0x00, volatile=True)
+    nor.wren()
+    nor.cmd(0x42, 0x001000, b"\x00")
+    nor.wait()
+    nor.erase(0x44, 0x001000)
+    nor.read(0, 16)
+    nor.program(0x100, b"\x00", wel=False)
+    assert nor.chip.counters.state_changes == 5

@@ -46,3 +46,12 @@ def test_read_across_split_exchanges_continues_where_it_left_off():
     nor.chip.array[0:8] = b"01234567"
     nor.port.exchange(b"\x03\x00\x00\x00", 3, stop=False)
     assert nor.port.exchange(b"", 5, start=False) == b"34567"
+
+
+def test_reads_are_counted_by_kind():
+    """counters.ops["read"] counts each 03h and 0Bh read command (ChipCounters)."""
+    nor = Nor()
+    nor.read(0, 4)
+    nor.cmd(0x0B, 0, dummy=1, readlen=4)
+    nor.cmd(0x9F, readlen=3)
+    assert nor.chip.counters.ops["read"] == 2
