@@ -18,6 +18,7 @@ RFC 9110 sections 13.1.1 (If-Match), 14.4 (Content-Range), 10.2.3 (Retry-After);
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import logging
 import random
@@ -35,6 +36,9 @@ from agent.redact import redact
 log = logging.getLogger(__name__)
 
 X_MS_VERSION = "2021-08-06"  # open-ended ranges need 2011-08-18 or later
+# A low-speed window closes this close to its end: a clock far from zero cannot
+# advance by a remainder of a few ulps, which would otherwise spin forever.
+_WINDOW_SLACK_S = 1e-6
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 _UNSATISFIED_RANGE = re.compile(r"^bytes \*/(\d+)$")
 
@@ -380,18 +384,18 @@ class Downloader:
         try:
             while written < instruction.size:
                 remaining = policy.low_speed_time_s - (self._clock.monotonic() - window_start)
-                try:
-                    chunk = await self._clock.wait_for(
-                        response.content.read(policy.read_chunk_bytes), max(0.0, remaining)
-                    )
-                except TimeoutError:
-                    chunk = None
+                chunk = None
+                if remaining > _WINDOW_SLACK_S:
+                    with contextlib.suppress(TimeoutError):
+                        chunk = await self._clock.wait_for(
+                            response.content.read(policy.read_chunk_bytes), remaining
+                        )
                 _raise_if_cancelled()
                 now = self._clock.monotonic()
                 if chunk:
                     stats.wire_bytes += len(chunk)
                     window_bytes += len(chunk)
-                if now - window_start >= policy.low_speed_time_s:
+                if now - window_start >= policy.low_speed_time_s - _WINDOW_SLACK_S:
                     rate = window_bytes / max(now - window_start, 1e-9)
                     if rate < policy.low_speed_limit_bps:
                         raise _Retry(
