@@ -262,6 +262,39 @@ async def test_206_with_another_etag_than_the_recorded_one_is_not_kept():
     assert bytes(staging.data) == IMAGE
 
 
+async def test_200_with_a_new_etag_on_resume_restarts_from_zero():
+    """A server that ignores both Range and If-Match (RFC 9110 14.2 and 13.1.1 allow
+    neither, but proxies do) sends the whole replaced blob as 200 with its new ETag:
+    the old prefix is discarded and the new blob written from 0, never spliced."""
+
+    def replaced(asked: dict[str, str]) -> Answer:
+        return Answer(200, {"ETag": ETAG, "Content-Length": str(SIZE)}, [IMAGE])
+
+    old = FakeStaging(bytes(1000), '"0x8DB0000000000OLD"')
+    stats, _, staging, _ = await run([replaced], old)
+    assert stats.restarts == 1
+    assert staging.etag == ETAG
+    assert bytes(staging.data) == IMAGE
+
+
+async def test_412_discards_the_old_prefix_and_starts_again_without_conditions():
+    """Azure "Get Blob": 412 ConditionNotMet means the blob under If-Match was replaced;
+    the prefix of the old one is dropped and the next request is unconditional from 0."""
+    old = FakeStaging(bytes(1000), '"0x8DB0000000000OLD"')
+    _, session, staging, _ = await run([Answer(412)], old)
+    assert "Range" not in session.asked[1] and "If-Match" not in session.asked[1]
+    assert bytes(staging.data) == IMAGE
+
+
+async def test_416_keeps_the_committed_prefix_and_asks_the_same_range_again():
+    """A 416 below the instruction's size is a lie or a transient (weakness 5): never
+    "complete", and no reason to throw away bytes that were verified by If-Match."""
+    unsatisfiable = Answer(416, {"Content-Range": "bytes */1000"})
+    _, session, staging, _ = await run([unsatisfiable], FakeStaging(IMAGE[:1000], ETAG))
+    assert session.asked[1]["Range"] == "bytes=1000-"
+    assert bytes(staging.data) == IMAGE
+
+
 async def test_etag_is_recorded_before_the_first_byte_is_written():
     """Committed bytes must always have a known origin so a resume can send If-Match
     (issue 4, weakness 2): ``begin`` comes before any ``write``."""
