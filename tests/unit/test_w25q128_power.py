@@ -296,3 +296,17 @@ def test_state_changes_counts_the_operations_after_ops_counts():
     nor.read(0, 16)
     nor.program(0x100, b"\x00", wel=False)
     assert nor.chip.counters.state_changes == 5
+
+
+def test_scheduling_a_cut_restarts_the_operation_count():
+    """A new plan replaces the armed one and counts after_ops from its own scheduling, not
+    from the replaced plan's (PowerCutPlan, schedule_cut)."""
+    nor = Nor()
+    nor.chip.schedule_cut(after_ops=3, fraction=0.0)
+    nor.program(0x000, b"\x00")
+    nor.chip.schedule_cut(after_ops=2, fraction=0.0)
+    nor.program(0x100, b"\x00")
+    assert nor.chip.powered
+    nor.wren()
+    nor.cmd(0x02, 0x200, b"\x00")
+    assert not nor.chip.powered
