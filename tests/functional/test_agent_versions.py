@@ -207,3 +207,19 @@ async def test_newer_instruction_supersedes_even_while_data_keeps_arriving():
     assert result.reached
     assert [i.version for i in r.device.target.installs] == [2]
     assert r.kept_bytes() < len(old) // 2 + IMAGE_BYTES
+
+
+async def test_mcu_updated_behind_the_agents_back_still_refuses_an_older_version():
+    """Reference design: rollback is refused. The installed version is the newer of the
+    record's and the MCU's own: an MCU reflashed at the bench to 5 after the agent
+    applied 1 must not be downgraded to 3 because the record still says 1."""
+    bench = make_image(58)
+    async with rig() as r:
+        r.offer(1, make_image(57))
+        await r.run(applied(1))
+        r.device.target.set_state(5, bench)
+        r.offer(3, make_image(59), blob="three.bin")
+        result = await r.run(status_is("invalid", Error="Version not newer"))
+    assert result.reached
+    assert r.device.target.current_version() == 5
+    assert sha256(r.device.target.image) == sha256(bench)
