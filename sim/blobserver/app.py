@@ -173,6 +173,15 @@ class BlobService:
         for rule, rng in self.plan.select(self.seed, info):
             rule.fault.apply(exchange, rng)
             record.faults.append(f"{rule.id}:{rule.fault.name}")
+        if exchange.rewrite is not None and blob is not None:
+            # The blob is replaced as the request arrives, however it is then answered
+            # (an error, a stall or a dropped connection): the upload is the operator's.
+            self.store.put(
+                blob.container,
+                blob.name,
+                exchange.rewrite(blob.data),
+                content_type=blob.content_type,
+            )
         if exchange.drop:
             record.progress.outcome = "dropped"
             reset_connection(request)
@@ -190,13 +199,6 @@ class BlobService:
                     extra["Retry-After"] = str(exchange.retry_after_s)
                 raise BlobError(
                     exchange.status, exchange.error_code or "InternalError", headers=extra
-                )
-            if exchange.rewrite is not None and blob is not None:
-                self.store.put(
-                    blob.container,
-                    blob.name,
-                    exchange.rewrite(blob.data),
-                    content_type=blob.content_type,
                 )
             return await self._dispatch(request, target, exchange, record, request_id)
         except BlobError as error:

@@ -315,6 +315,24 @@ async def test_etag_change_replaces_the_blob_from_request_n(session, make_server
     assert len(body) == len(IMAGE) and body != IMAGE
 
 
+async def test_etag_change_replaces_the_blob_even_when_that_request_gets_an_error(
+    session, make_server
+):
+    """etag_change is the operator's upload: it lands when the selected request arrives,
+    even if a status fault answers that request with an error."""
+    plan = FaultPlan(
+        rules=(
+            Rule(fault=FAULTS["etag_change"](), id="upload", requests=(1, 1)),
+            Rule(fault=FAULTS["status"](status=500), id="busy", requests=(1, 1)),
+        )
+    )
+    server = await make_server(plan)
+    status, _, _, _, _ = await fetch(session, server)
+    assert status == 500
+    status, _, body, _, _ = await fetch(session, server)
+    assert status == 200 and len(body) == len(IMAGE) and body != IMAGE
+
+
 async def test_faults_compose_on_one_request(make_server):
     """Rules combine: a corrupted byte inside a body that is then cut short by RST."""
     plan = FaultPlan(
