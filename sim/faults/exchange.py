@@ -55,6 +55,16 @@ class Exchange:
     close_delay_s: float = 0.0
     """Wait this long after the last body byte before closing the connection (``slow_close``)."""
 
+    def stall(self, seconds: float, after_bytes: int | None) -> None:
+        """Stall after ``after_bytes`` (None: before the status line); the earliest stall
+        of several faults wins, as :meth:`cut` does for cuts."""
+        if self.stall_s is not None and (
+            self.stall_after_bytes is None
+            or (after_bytes is not None and after_bytes >= self.stall_after_bytes)
+        ):
+            return
+        self.stall_s, self.stall_after_bytes = seconds, after_bytes
+
     def cut(self, after_bytes: int, ending: Ending) -> None:
         """End the body after ``after_bytes``; the earliest cut of several faults wins."""
         if self.stop_after is None or after_bytes < self.stop_after:

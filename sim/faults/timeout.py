@@ -28,5 +28,4 @@ class Timeout:
             check_int(self.name, "after_bytes", self.after_bytes)
 
     def apply(self, exchange: Exchange, rng: random.Random) -> None:
-        exchange.stall_s = self.timeout_s
-        exchange.stall_after_bytes = self.after_bytes
+        exchange.stall(self.timeout_s, self.after_bytes)

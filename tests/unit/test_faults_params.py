@@ -81,3 +81,18 @@ def test_the_lowest_bandwidth_cap_wins_when_faults_combine():
     FAULTS["bandwidth"](rate_bps=1000).apply(exchange, random.Random(0))
     FAULTS["bandwidth"](rate_bps=5000).apply(exchange, random.Random(0))
     assert exchange.rate_bps == 1000
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [((0.0, 0), (0.0, 1), 0), ((0.0, 5), (0.0, 2), 2), ((0.0, 7), (0.0, None), None)],
+)
+def test_the_earliest_of_several_stalls_wins(first, second, expected):
+    """Two timeout rules on one request: the body stops at the first stall point, as
+    several cuts do (the stall before the status line is the earliest of all)."""
+    exchange = Exchange()
+    for timeout_s, after_bytes in (first, second):
+        FAULTS["timeout"](timeout_s=timeout_s, after_bytes=after_bytes).apply(
+            exchange, random.Random(0)
+        )
+    assert exchange.stall_after_bytes == expected
