@@ -120,6 +120,31 @@ async def test_corrupted_image_reports_error_sha256_verify_fail_and_is_never_app
     assert r.files()[STAGED_PATH] is None
 
 
+async def test_a_failed_job_redelivered_is_reported_again_never_downloaded_again():
+    """After ``SHA256 verify fail`` the agent "waits for a new instruction" (issue 4): the
+    same instruction delivered again (a reconnect) gets the same ``error`` from the
+    record after a reboot, with no new download and no install."""
+    image = make_image(9)
+    async with rig() as r:
+        r.server.add_rule(Rule(Corrupt(offsets=(IMAGE_BYTES // 2,))))
+        r.offer(1, image)
+        assert (await r.run(settled(1))).reached
+        downloads = len(r.downloads)
+        requests = len(r.server.events)
+        seen = len(r.device.twin.reported_log)
+        await r.device.twin.reconnect(redeliver=True)  # a reboot after it, as run() boots
+
+        def reported_again(reported):
+            return len(r.device.twin.reported_log) > seen and settled(1)(reported)
+
+        result = await r.run(reported_again)
+    assert result.reached
+    assert (r.reported["Status"], r.reported["Error"]) == ("error", "SHA256 verify fail")
+    assert len(r.server.events) == requests
+    assert sum(stats.requests for stats in r.downloads[downloads:]) == 0
+    assert r.device.target.install_attempts == 0
+
+
 async def test_mcu_refusing_the_image_reports_error_mcu_download_fail():
     """Reference design: ``error`` / ``MCU Download fail`` when the apply step fails; the
     MCU keeps its old version."""
