@@ -13,8 +13,8 @@ import pytest
 
 from agent.staging import CURRENT_PATH, STAGED_PATH
 from agent.storage import Geometry
-from sim.device import applied, reported_status
-from sim.faults import Bandwidth
+from sim.device import applied, reported_status, settled
+from sim.faults import Bandwidth, Corrupt
 from sim.faults.plan import Rule
 from tests.functional.agent_fixtures import (
     CHECKPOINT_BYTES,
@@ -223,3 +223,22 @@ async def test_mcu_updated_behind_the_agents_back_still_refuses_an_older_version
     assert result.reached
     assert r.device.target.current_version() == 5
     assert sha256(r.device.target.image) == sha256(bench)
+
+
+async def test_a_new_job_records_the_version_the_mcu_runs_not_a_stale_one():
+    """The record's ``installed_version`` is what the agent knows to be installed
+    (agent/record.py): a job begun after the MCU was reflashed at the bench to 5 starts
+    from 5, not from the 1 the agent last applied, so the record never claims the MCU
+    runs less than it does (a job that then fails keeps that knowledge on flash)."""
+    async with rig() as r:
+        r.offer(1, make_image(60))
+        await r.run(applied(1))
+        r.device.target.set_state(5, make_image(61))
+        r.server.add_rule(Rule(Corrupt(offsets=(IMAGE_BYTES // 2,))))
+        r.offer(6, make_image(62), blob="six.bin")
+        result = await r.run(settled(6))
+    assert result.reached
+    assert (r.reported["Status"], r.reported["Error"]) == ("error", "SHA256 verify fail")
+    record = r.record()
+    assert record is not None and record.job is not None
+    assert (record.job.version, record.installed_version) == (6, 5)
