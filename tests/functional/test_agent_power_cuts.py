@@ -112,6 +112,28 @@ async def test_cut_during_mcu_install_installs_again_after_boot():
     assert len(r.recorder.gets()) == 1
 
 
+async def test_cut_during_mcu_install_is_finished_at_boot_even_if_the_instruction_is_withdrawn():
+    """An apply in hand is finished from flash alone at boot (agent/engine.py
+    ``_recover``; issue 4: ``applying`` is followed by ``applied`` or ``error``): the
+    operator withdrawing the instruction while the device is down does not leave the
+    MCU torn."""
+    image = make_image(44)
+    async with rig() as r:
+        r.device.target.cut_after_bytes = IMAGE_BYTES // 2
+        r.offer(1, image)
+        boots = []
+
+        def withdraw_on_reboot(device):
+            boots.append(device)
+            if len(boots) == 2:
+                device.twin.patch_desired({"extFwInfo": None})
+
+        result = await r.run(applied(1), on_boot=withdraw_on_reboot)
+    assert result.reached and result.cuts == 1
+    assert [i.version for i in r.device.target.installs] == [1]
+    assert sha256(r.device.target.image) == sha256(image)
+
+
 async def _ops_after_download(seed):
     """Flash operations latched after the download completed, in an uncut OTA."""
     async with rig() as r:
