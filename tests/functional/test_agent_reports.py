@@ -16,6 +16,7 @@ from sim.faults import Corrupt, Down, Status
 from sim.faults.plan import Rule
 from tests.functional.agent_fixtures import (
     IMAGE_BYTES,
+    config,
     make_image,
     rig,
     sha256,
@@ -51,6 +52,21 @@ async def test_reports_are_sent_on_change_not_in_a_busy_loop():
     log = r.device.twin.reported_log
     assert len(log) <= 100 // r.device.config.progress_step_percent + 4
     assert all(a != b for a, b in itertools.pairwise(log))
+
+
+async def test_progress_is_reported_per_step_not_per_checkpoint():
+    """Reference design, "Cloud contract": report on change, in ``progress_step_percent``
+    steps. With 1 KiB checkpoints (128 in the image) a download still sends at most one
+    ``downloading`` report per 5 % step, plus the first at 0 %."""
+    async with rig(agent_config=config(checkpoint_bytes=1024)) as r:
+        r.offer(1, make_image(12))
+        result = await r.run(applied(1))
+    assert result.reached
+    step = r.device.config.progress_step_percent
+    progress = [s["Progress"] for s in r.reports("downloading")]
+    assert progress[-1] == 100
+    assert len(progress) <= 100 // step + 1
+    assert len({p // step for p in progress}) == len(progress)
 
 
 async def test_applying_precedes_applied_which_reports_the_version():
