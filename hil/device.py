@@ -25,6 +25,7 @@ from agent.engine import Agent, AgentConfig
 from agent.spi import SpiPort
 from sim.clock import VirtualClock
 from sim.device import Predicate, RunResult, SimDevice
+from sim.exchange_port import PortWrapper
 from sim.mcu import SimMcuTarget
 
 from .powercut import CutPlan, PowerCutPort
@@ -75,7 +76,7 @@ class FiredCut:
     at_s: float
 
 
-class CutSchedule:
+class CutSchedule(PortWrapper):
     """The rig's port with a fresh :class:`PowerCutPort` per boot, armed with the next plan.
 
     It is both the :class:`agent.spi.SpiPort` the agents use and the power role a
@@ -90,6 +91,7 @@ class CutSchedule:
         for i, plan in enumerate(plans):
             if not isinstance(plan, CutPlan):
                 raise TypeError(f"plans[{i}] must be a CutPlan, got {type(plan).__name__}")
+        super().__init__(port)
         self._base = port
         self._supply = supply
         self._clock = clock
@@ -151,19 +153,6 @@ class CutSchedule:
         droptail: int = 0,
     ) -> bytes:
         return self._port.exchange(out, readlen, start, stop, duplex, droptail)
-
-    def read(self, readlen: int = 0, start: bool = True, stop: bool = True) -> bytes:
-        return self._port.read(readlen, start, stop)
-
-    def write(self, out: bytes | bytearray, start: bool = True, stop: bool = True) -> None:
-        self._port.write(out, start, stop)
-
-    @property
-    def frequency(self) -> float:
-        return self._base.frequency
-
-    def set_frequency(self, frequency: float) -> None:
-        self._base.set_frequency(frequency)
 
 
 class BenchDevice:

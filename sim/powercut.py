@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.spi import SpiPort
+from sim.exchange_port import PortWrapper
 from sim.w25q128 import W25Q128
 
 OPCODES = {
@@ -40,7 +41,7 @@ class OpCut:
             raise ValueError(f"OpCut.fraction must lie in [0, 1], got {self.fraction!r}")
 
 
-class OpCutPort:
+class OpCutPort(PortWrapper):
     """A :class:`agent.spi.SpiPort` in front of another that arms :class:`OpCut` s.
 
     ``fired`` lists the cuts that were armed, with the address of the command, so
@@ -48,7 +49,7 @@ class OpCutPort:
     """
 
     def __init__(self, port: SpiPort, chip: W25Q128) -> None:
-        self._port = port
+        super().__init__(port)
         self._chip = chip
         self._cut: OpCut | None = None
         self._seen = 0
@@ -75,17 +76,4 @@ class OpCutPort:
                 self._chip.schedule_cut(after_ops=1, fraction=cut.fraction)
                 address = int.from_bytes(bytes(out[1:4]), "big") if len(out) >= 4 else -1
                 self.fired.append((cut, address))
-        return self._port.exchange(out, readlen, start, stop, duplex, droptail)
-
-    def read(self, readlen: int = 0, start: bool = True, stop: bool = True) -> bytes:
-        return self._port.read(readlen, start, stop)
-
-    def write(self, out: bytes | bytearray, start: bool = True, stop: bool = True) -> None:
-        self._port.write(out, start, stop)
-
-    @property
-    def frequency(self) -> float:
-        return self._port.frequency
-
-    def set_frequency(self, frequency: float) -> None:
-        self._port.set_frequency(frequency)
+        return super().exchange(out, readlen, start, stop, duplex, droptail)
