@@ -96,6 +96,40 @@ async def test_cut_during_verify_verifies_again_without_downloading_again():
     assert len(r.recorder.gets()) == 1
 
 
+async def test_complete_download_cut_before_verify_is_applied_at_boot_even_if_withdrawn():
+    """A staged image as long as its job, cut before the verify, is verified and applied
+    at boot from flash alone (agent/engine.py ``_recover``; issue 4: "a cut anywhere
+    ... resumes correctly"): the operator withdrawing the instruction while the device
+    is down neither strands the verified download nor fetches it again."""
+    image = make_image(45)
+    async with rig() as r:
+        state_at_cut = []
+
+        async def cut_when_downloaded():
+            await r.device.twin.wait_reported(
+                lambda rep: reported_status(rep).get("Downloaded") == IMAGE_BYTES
+            )
+            state_at_cut.append(r.device.agent.journal.record.state)
+            r.device.power_cycle()
+
+        boots = []
+
+        def withdraw_on_reboot(device):
+            boots.append(device)
+            if len(boots) == 2:
+                device.twin.patch_desired({"extFwInfo": None})
+
+        cutter = asyncio.ensure_future(cut_when_downloaded())
+        r.offer(1, image)
+        result = await r.run(applied(1), on_boot=withdraw_on_reboot, real_timeout_s=15.0)
+        cutter.cancel()
+    assert state_at_cut == [State.DOWNLOADING]  # complete on flash, not yet verified
+    assert result.reached and result.cuts == 1
+    assert [i.version for i in r.device.target.installs] == [1]
+    assert sha256(r.device.target.image) == sha256(image)
+    assert len(r.recorder.gets()) == 1
+
+
 async def test_cut_during_mcu_install_installs_again_after_boot():
     """Issue 4: apply is idempotent and runs while the target's version is below the
     staged one; a cut half-way through the MCU install (torn image, old version)
