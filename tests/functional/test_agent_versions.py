@@ -119,6 +119,30 @@ async def test_newer_instruction_mid_download_supersedes_the_old_one():
     assert files[CURRENT_PATH] == new and files[STAGED_PATH] is None
 
 
+async def test_a_different_instruction_supersedes_even_with_a_lower_version():
+    """Issue 4: a *different* instruction supersedes the job in hand, whatever its
+    version; only the installed version bounds it (reference design: versions only
+    increase past what is installed). The operator replacing a v3 still downloading
+    with a v2 gets v2 applied, and v3 is never installed."""
+    three, two = make_image(65), make_image(66)
+    async with rig() as r:
+        r.server.add_rule(Rule(Bandwidth(SLOW_BPS), blob="ota/three.bin"))
+        r.offer(3, three, blob="three.bin")
+        r.put(two, blob="two.bin")
+
+        async def operator():
+            await r.device.twin.wait_reported(downloaded_at_least(CHECKPOINT_BYTES))
+            r.publish(2, two, blob="two.bin")
+
+        task = asyncio.ensure_future(operator())
+        result = await r.run(applied(2), real_timeout_s=15.0)
+        task.cancel()
+    assert result.reached
+    assert [i.version for i in r.device.target.installs] == [2]
+    assert sha256(r.device.target.image) == sha256(two)
+    assert len(r.recorder.gets("three.bin")) == 1
+
+
 async def test_same_instruction_redelivered_mid_download_continues_where_it_was():
     """Issue 4: the same instruction delivered again (a reconnect redelivers the whole
     desired section; the SAS may have been rotated) continues the download in hand."""
