@@ -6,6 +6,7 @@ error, invalid, with ``Error`` text and ``Version`` after applied; ``Progress`` 
 ``Downloaded`` are ours (issue 4, "The state machine").
 """
 
+import dataclasses
 import itertools
 
 import pytest
@@ -67,6 +68,30 @@ async def test_progress_is_reported_per_step_not_per_checkpoint():
     assert progress[-1] == 100
     assert len(progress) <= 100 // step + 1
     assert len({p // step for p in progress}) == len(progress)
+
+
+async def test_the_last_downloading_report_is_100_even_off_the_progress_step():
+    """Issue 4: ``downloading`` ends at ``Progress`` 100 and the image size. With a 60 %
+    step, 100 % falls in the same step as 60-99 %; it is still reported, so the cloud never
+    sees a finished download stuck short of 100 %."""
+    agent_config = dataclasses.replace(config(), progress_step_percent=60)
+    async with rig(agent_config=agent_config) as r:
+        r.offer(1, make_image(13))
+        result = await r.run(applied(1))
+    assert result.reached
+    last = r.reports("downloading")[-1]
+    assert (last["Progress"], last["Downloaded"]) == (100, IMAGE_BYTES)
+
+
+async def test_applying_names_the_version_being_applied():
+    """Issue 4: every report about a job carries its ``TargetVersion``; ``applying``
+    says which version the MCU is being given, at ``Progress`` 100."""
+    async with rig() as r:
+        r.offer(4, make_image(14))
+        result = await r.run(applied(4))
+    assert result.reached
+    applying = r.reports("applying")
+    assert applying and all((s["TargetVersion"], s["Progress"]) == (4, 100) for s in applying)
 
 
 async def test_applying_precedes_applied_which_reports_the_version():
