@@ -236,7 +236,8 @@ class Agent:
                 try:
                     newer = self._parse(self._desired)
                 except InvalidInstruction:
-                    newer = None  # reported when the job in hand ends; it keeps going
+                    deferred = True  # reported once the job in hand ends; it keeps going
+                    continue
                 if newer is None or newer.identity() == instruction.identity():
                     continue
                 if self._applying():

@@ -143,6 +143,29 @@ async def test_a_different_instruction_supersedes_even_with_a_lower_version():
     assert len(r.recorder.gets("three.bin")) == 1
 
 
+async def test_an_invalid_patch_mid_download_does_not_abandon_the_job_in_hand():
+    """Weakness 3 and issue 4: a malformed instruction is reported ``invalid``, never a
+    crash, and it is not a newer instruction: the valid job in hand is not superseded
+    by it but runs on to ``applied``, and the malformed one is then reported."""
+    image = make_image(67)
+    async with rig() as r:
+        r.server.add_rule(Rule(Bandwidth(SLOW_BPS)))
+        r.offer(1, image)
+
+        async def operator():
+            await r.device.twin.wait_reported(downloaded_at_least(CHECKPOINT_BYTES))
+            r.device.twin.patch_desired({"extFwInfo": {"sha256": None}})
+
+        task = asyncio.ensure_future(operator())
+        result = await r.run(status_is("invalid"), real_timeout_s=15.0)
+        task.cancel()
+    assert result.reached
+    assert [i.version for i in r.device.target.installs] == [1]
+    assert sha256(r.device.target.image) == sha256(image)
+    assert len(r.recorder.gets()) == 1
+    assert "extFwInfo.sha256" in r.reported["Detail"]
+
+
 async def test_same_instruction_redelivered_mid_download_continues_where_it_was():
     """Issue 4: the same instruction delivered again (a reconnect redelivers the whole
     desired section; the SAS may have been rotated) continues the download in hand."""
