@@ -185,7 +185,14 @@ def _ip_allowed(sip: str, client_ip: str | None) -> bool:
         last = ipaddress.ip_address(high) if high else first
     except ValueError:
         return False
-    return first <= ip <= last
+    # an IPv4 range never admits an IPv6 client, nor the reverse (comparing them raises)
+    v4 = ipaddress.IPv4Address
+    if isinstance(ip, v4) and isinstance(first, v4) and isinstance(last, v4):
+        return first <= ip <= last
+    v6 = ipaddress.IPv6Address
+    if isinstance(ip, v6) and isinstance(first, v6) and isinstance(last, v6):
+        return first <= ip <= last
+    return False
 
 
 # --- Shared Key ------------------------------------------------------------------
