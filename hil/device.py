@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from agent.clock import Clock
 from agent.download import DownloadStats
@@ -28,21 +28,7 @@ from sim.device import Predicate, RunResult, SimDevice
 from sim.exchange_port import PortWrapper
 from sim.mcu import SimMcuTarget
 
-from .powercut import CutPlan, PowerCutPort
-
-
-class Supply(Protocol):
-    """The flash's supply switch, as :class:`hil.port.PowerSwitch` presents it."""
-
-    @property
-    def is_on(self) -> bool: ...
-
-    @property
-    def off_time_s(self) -> float: ...
-
-    def off(self) -> None: ...
-
-    def on(self) -> None: ...
+from .powercut import CutPlan, PowerCutPort, Supply
 
 
 class ModelSupply:

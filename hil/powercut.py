@@ -10,12 +10,11 @@ as a simulated port does, until :meth:`PowerCutPort.restore` powers the chip aga
 """
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from agent.clock import Clock
 from agent.errors import PowerLoss
 from agent.spi import SpiPort
-
-from .port import PowerSwitch
 
 # W25Q128JV datasheet 8.1: instructions that start an internal program/erase cycle.
 NONVOLATILE_WRITES = frozenset(
@@ -68,10 +67,24 @@ class CutPlan:
             raise ValueError(f"opcodes must be program/erase instructions (8.1), not {others!r}")
 
 
+class Supply(Protocol):
+    """The flash's supply switch, as :class:`hil.port.PowerSwitch` presents it."""
+
+    @property
+    def is_on(self) -> bool: ...
+
+    @property
+    def off_time_s(self) -> float: ...
+
+    def off(self) -> None: ...
+
+    def on(self) -> None: ...
+
+
 class PowerCutPort:
     """An :class:`agent.spi.SpiPort` that cuts the supply as its :class:`CutPlan` says."""
 
-    def __init__(self, port: SpiPort, switch: PowerSwitch, clock: Clock, plan: CutPlan):
+    def __init__(self, port: SpiPort, switch: Supply, clock: Clock, plan: CutPlan):
         self._port = port
         self._switch = switch
         self._clock = clock
