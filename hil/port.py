@@ -103,7 +103,8 @@ def open_bench(rig: Rig, *, chip_factory: ChipFactory | None = None) -> Iterator
         if rig.virtual:
             from .virtual_ftdi import FlashPins, FlashWiring, VirtualFt232h, plugged
 
-            chip, clock = (chip_factory or _model_chip)(rig)
+            chip, model_clock = (chip_factory or _model_chip)(rig)
+            clock = model_clock  # the bench sleeps on the model's virtual clock
             pins = FlashPins(
                 cs=3 + rig.cs,
                 power=rig.power.pin if rig.power else None,
@@ -111,7 +112,7 @@ def open_bench(rig: Rig, *, chip_factory: ChipFactory | None = None) -> Iterator
                 wp=rig.wp.pin if rig.wp else None,
                 hold=rig.hold.pin if rig.hold else None,
             )
-            device = VirtualFt232h(FlashWiring(chip, clock, pins))
+            device = VirtualFt232h(FlashWiring(chip, model_clock, pins))
             stack.enter_context(plugged(device))
         direction, levels = _initial_levels(rig)
         controller = SpiController(cs_count=rig.cs_count)

@@ -14,6 +14,7 @@ from typing import Any
 
 CAPABILITIES = frozenset({"power_cut", "write_protect"})
 FLASH_SIZE = 16 * 1024 * 1024  # W25Q128JV, datasheet section 6
+_DEFAULT_TEST_REGION = (FLASH_SIZE - 1024 * 1024, FLASH_SIZE)  # the top 1 MiB
 SECTOR = 4096  # smallest erase unit (20h), datasheet 8.2.17
 FT232H_MAX_SCK_HZ = 30_000_000  # 60 MHz master clock / 2 (FT232H datasheet 4.4)
 TIMINGS = ("typical", "max", "random")  # sim.w25q128_timing.MODES
@@ -66,7 +67,7 @@ class Rig:
     off_time_s: float = 0.1  # supply held off, so VCC falls below VPWD (bench-specific)
     settle_time_s: float = 0.01  # tPUW: VCC(min) to first write, 10 ms max (datasheet 9.1)
     capabilities: frozenset[str] = frozenset()
-    test_region: tuple[int, int] = (FLASH_SIZE - 1024 * 1024, FLASH_SIZE)
+    test_region: tuple[int, int] = _DEFAULT_TEST_REGION
     seed: int = 0
     timing: str = "typical"
     source: str = field(default="<rig>", compare=False)
@@ -213,7 +214,7 @@ class Rig:
                 get("power", "settle_time_s", (int, float), defaults["settle_time_s"].default)
             ),
             capabilities=frozenset(k for k, v in caps.items() if v),
-            test_region=tuple(region) if region is not None else defaults["test_region"].default,
+            test_region=(region[0], region[1]) if region is not None else _DEFAULT_TEST_REGION,
             seed=get("virtual", "seed", int, 0),
             timing=get("virtual", "timing", str, "typical"),
             source=source,

@@ -217,9 +217,9 @@ class MpsseEngine:
         out = bytes(buf[3:need]) if writes else b"\xff" * count
         if lsb:
             out = bytes(_reverse(b) for b in out)
-        got = self._bus.shift(out, sck_hz)
+        shifted = self._bus.shift(out, sck_hz)
         if self.loopback:
-            got = out
+            shifted = out
         if reads:
-            response += bytes(_reverse(b) for b in got) if lsb else got
+            response += bytes(_reverse(b) for b in shifted) if lsb else shifted
         return self._done(need)
