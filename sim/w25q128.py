@@ -53,6 +53,10 @@ Deliberate deviations from the datasheet:
 import os
 import random
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import array as _array
 
 from agent.errors import PowerLoss
 from sim import sfdp
@@ -69,6 +73,7 @@ PAGE, SECTOR, BLOCK32, BLOCK64 = 256, 4096, 32 * 1024, 64 * 1024
 SECTORS = SIZE // SECTOR
 MASK = SIZE - 1
 INF = float("inf")
+_Bytes = bytes | bytearray | memoryview  # what a transfer or an exchange may carry
 _FF = b"\xff" * 65536
 WEL_BIT, BUSY_BIT, SUS_BIT, QE_BIT, WPS_BIT = 0x02, 0x01, 0x80, 0x02, 0x04
 LB_BITS, SRL_BIT = 0x38, 0x01
@@ -93,10 +98,27 @@ class ChipPowerLoss(PowerLoss):
 class _Op:
     """One program/erase/status write in flight: its timing and its effect ``fn(*args, f)``."""
 
-    __slots__ = ("args", "done_s", "duration", "end", "fn", "kind", "resumed_at", "suspend_at")
-    __slots__ += ("unit",)
+    __slots__ = (
+        "args",
+        "done_s",
+        "duration",
+        "end",
+        "fn",
+        "kind",
+        "resumed_at",
+        "suspend_at",
+        "unit",
+    )
 
-    def __init__(self, kind: str, now: float, duration: float, fn: Callable, args: tuple, unit):
+    def __init__(
+        self,
+        kind: str,
+        now: float,
+        duration: float,
+        fn: Callable[..., None],
+        args: tuple[Any, ...],
+        unit: tuple[int, int],
+    ) -> None:
         self.kind, self.duration, self.fn, self.args, self.unit = kind, duration, fn, args, unit
         self.done_s, self.resumed_at, self.end = 0.0, now, now + duration
         self.suspend_at: float | None = None
@@ -108,6 +130,8 @@ class _Op:
 
 class W25Q128:
     """The chip: /CS select, full-duplex byte transfer, deselect; see the module doc."""
+
+    _reset_enabled: bool  # 66h came just before; 99h resets only then (8.2.43)
 
     def __init__(
         self,
@@ -167,7 +191,7 @@ class W25Q128:
         return self._store.unique_id
 
     @property
-    def wear(self):
+    def wear(self) -> "_array.array[int]":
         """Erase count per 4 KiB sector (non-volatile, an ``array('I')``)."""
         self._settle()
         return self._store.wear
@@ -378,7 +402,14 @@ class W25Q128:
         self.counters.power_cuts += 1
         self._reschedule()
 
-    def _start(self, kind: str, row: str, fn: Callable, args: tuple, unit=(0, 0)) -> None:
+    def _start(
+        self,
+        kind: str,
+        row: str,
+        fn: Callable[..., None],
+        args: tuple[Any, ...],
+        unit: tuple[int, int] = (0, 0),
+    ) -> None:
         """Latch a state-changing operation: BUSY for its datasheet time (9.6)."""
         now = self.clock.monotonic()
         if self.timing == "random":
@@ -452,7 +483,7 @@ class W25Q128:
 
     # ----- the command machine ---------------------------------------------------------------
 
-    def _clock_bytes(self, data) -> bytes:
+    def _clock_bytes(self, data: _Bytes) -> bytes:
         n = len(data)
         if not n:
             return b""
@@ -546,11 +577,11 @@ class W25Q128:
     # payload handlers: (bytes in, position in the payload) -> bytes out
 
     @staticmethod
-    def _fill(data, pos: int) -> bytes:
+    def _fill(data: _Bytes, pos: int) -> bytes:
         n = len(data)
         return _FF[:n] if n <= 65536 else b"\xff" * n
 
-    def _collect(self, data, pos: int) -> bytes:
+    def _collect(self, data: _Bytes, pos: int) -> bytes:
         if pos == 0:
             self._buf, self._dropped = bytes(data), 0
         else:
@@ -560,7 +591,7 @@ class W25Q128:
                 self._buf = self._buf[-PAGE:]
         return _ff(len(data))
 
-    def _read_array(self, data, pos: int) -> bytes:
+    def _read_array(self, data: _Bytes, pos: int) -> bytes:
         """03h/0Bh: continues across pages and wraps from the end to 0 (8.2.6)."""
         n = len(data)
         a = (self._addr() + pos) & MASK
@@ -574,18 +605,18 @@ class W25Q128:
         return bytes(out)
 
     def _const(self, source: Callable[[], bytes]) -> Callable:
-        def handler(data, pos: int) -> bytes:
+        def handler(data: _Bytes, pos: int) -> bytes:
             n = len(data)
             return source()[pos : pos + n].ljust(n, b"\xff")
 
         return handler
 
-    def _read_mfr_dev(self, data, pos: int) -> bytes:
+    def _read_mfr_dev(self, data: _Bytes, pos: int) -> bytes:
         """90h: EFh then the device ID (17h), alternating; address bit 0 swaps them (8.2.29)."""
         n, start = len(data), (pos + self._head[3]) & 1
         return (bytes((0xEF, self.device_id)) * (n // 2 + 2))[start : start + n]
 
-    def _read_sfdp(self, data, pos: int) -> bytes:
+    def _read_sfdp(self, data: _Bytes, pos: int) -> bytes:
         a, space = self._head[3] + pos, self.sfdp
         return bytes(space[(a + i) & 0xFF] for i in range(len(data)))
 
@@ -594,7 +625,7 @@ class W25Q128:
         reg = a >> 12
         return reg - 1 if 1 <= reg <= 3 and not a & 0xF00 else None
 
-    def _read_security(self, data, pos: int) -> bytes:
+    def _read_security(self, data: _Bytes, pos: int) -> bytes:
         idx = self._security_index()
         if idx is None:
             return _ff(len(data))
@@ -610,12 +641,12 @@ class W25Q128:
         return v
 
     def _status_reader(self, reg: int) -> Callable:
-        def handler(data, pos: int) -> bytes:
+        def handler(data: _Bytes, pos: int) -> bytes:
             return bytes((self._status_value(reg),)) * len(data)
 
         return handler
 
-    def _read_lock(self, data, pos: int) -> bytes:
+    def _read_lock(self, data: _Bytes, pos: int) -> bytes:
         return bytes((self._locks[self._addr() // SECTOR],)) * len(data)
 
     # latches at /CS rise
