@@ -104,7 +104,15 @@ class _Recorder:
         self.ops: list[OpPoint] = []
         self._target_cache: tuple[tuple[int, int], bytes] | None = None
 
-    def exchange(self, out=b"", readlen=0, start=True, stop=True, duplex=False, droptail=0):
+    def exchange(
+        self,
+        out: bytes | bytearray = b"",
+        readlen: int = 0,
+        start: bool = True,
+        stop: bool = True,
+        duplex: bool = False,
+        droptail: int = 0,
+    ) -> bytes:
         if start and out and out[0] in STATE_CHANGING:
             self._record(bytes(out))
         return self._port.exchange(out, readlen, start, stop, duplex, droptail)
@@ -128,10 +136,10 @@ class _Recorder:
             )
         )
 
-    def read(self, readlen=0, start=True, stop=True):
+    def read(self, readlen: int = 0, start: bool = True, stop: bool = True) -> bytes:
         return self._port.read(readlen, start, stop)
 
-    def write(self, out, start=True, stop=True):
+    def write(self, out: bytes | bytearray, start: bool = True, stop: bool = True) -> None:
         self._port.write(out, start, stop)
 
     @property

@@ -322,7 +322,7 @@ class _Wire:
         wire = self
 
         class CountingResponse(aiohttp.ClientResponse):
-            async def start(self, connection: Any) -> Any:  # type: ignore[override]
+            async def start(self, connection: Any) -> Any:
                 result = await super().start(connection)
                 entry = wire._open(self)
                 counted = _Counted(self.content, lambda n: wire._read(entry, n))
@@ -601,9 +601,9 @@ class _Run:
         )
         if self.trace:
             self.marks = _PowerMarks(SimSpiPort(chip, frequency=SIM_SPI_HZ, log=True))
-            device.port = self.marks  # type: ignore[assignment]
+            device.port = self.marks
         cutter = OpCutPort(device.port, chip)
-        device.port = cutter  # type: ignore[assignment]
+        device.port = cutter
         if self.port_wrapper is not None:
             device.port = self.port_wrapper(device.port)
         self.device, self.twin, self.target = device, twin, target

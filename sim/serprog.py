@@ -44,7 +44,7 @@ import struct
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from agent.clock import Clock
 from agent.errors import PowerLoss
@@ -381,7 +381,8 @@ class SerprogServer:
         self.connections += 1
         log.info("serprog: client %s:%d connected", peer[0], peer[1])
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        reader: BinaryIO = conn.makefile("rb", buffering=1 << 16)
+        # a BufferedReader at run time; typeshed types any explicit buffer size as IOBase
+        reader = cast(BinaryIO, conn.makefile("rb", buffering=1 << 16))
         session = SerprogSession(
             self._port,
             reader.read,

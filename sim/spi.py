@@ -86,7 +86,7 @@ class SimSpiPort(ExchangePort):
             return got
         return got[len(out) :]
 
-    def _record(self, data: bytes, out_len: int, in_len: int, stop: bool) -> None:
+    def _record(self, data: bytes | bytearray, out_len: int, in_len: int, stop: bool) -> None:
         entry = self._open
         if entry is None:
             return

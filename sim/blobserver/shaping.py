@@ -54,7 +54,10 @@ def client_gone(request: web.BaseRequest) -> bool:
 
 async def flush(request: web.BaseRequest) -> None:
     """Wait until the transport has handed every written byte to the kernel."""
-    while not client_gone(request) and request.transport.get_write_buffer_size() > 0:
+    while True:
+        transport = request.transport
+        if transport is None or transport.is_closing() or transport.get_write_buffer_size() == 0:
+            return
         await asyncio.sleep(0.001)
 
 
