@@ -13,7 +13,7 @@ import pytest
 
 from agent.staging import STAGED_PATH
 from sim.device import applied, settled
-from sim.faults import Corrupt, Down, Status
+from sim.faults import Corrupt, Down, Status, Timeout
 from sim.faults.plan import Rule
 from tests.functional.agent_fixtures import (
     IMAGE_BYTES,
@@ -131,6 +131,21 @@ async def test_http_error_status_reports_interrupted_http_response_over_400():
     assert result.reached
     assert r.reported["Error"] == "Http Response > 400"
     assert "403" in r.reported["Detail"]
+
+
+async def test_interrupted_reports_the_progress_and_bytes_kept_on_flash():
+    """Issue 4: ``interrupted`` says how far the job got, ``Progress`` and ``Downloaded``
+    as in ``downloading``, so the cloud knows what a resume will not fetch again. The
+    first response stalls after 40 000 bytes and every retry stalls at once."""
+    kept = 40_000
+    async with rig() as r:
+        r.server.add_rule(Rule(Timeout(after_bytes=kept), requests=(1, 1)))
+        r.server.add_rule(Rule(Timeout(after_bytes=0), requests=(2, None)))
+        r.offer(1, make_image(15))
+        result = await r.run(status_is("interrupted"))
+    assert result.reached
+    assert r.reported["Downloaded"] == kept
+    assert r.reported["Progress"] == kept * 100 // IMAGE_BYTES
 
 
 async def test_interrupted_download_resumes_on_its_own_once_the_server_is_back():
