@@ -91,9 +91,16 @@ def test_a_token_allowing_https_and_http_is_accepted_over_http():
 
 def test_a_token_for_another_ip_range_is_refused():
     """sip: requests from outside the range answer AuthorizationSourceIPMismatch."""
-    params = token(sip="10.0.0.1-10.0.0.9")
+    params = token(sip="127.0.0.2-127.0.0.9")
     assert refusal(params, ip="127.0.0.1") == (403, "AuthorizationSourceIPMismatch")
-    check(params, ip="10.0.0.5")
+    check(params, ip="127.0.0.5")
+
+
+def test_an_ipv6_client_is_outside_an_ipv4_range():
+    """sip: an IPv4 range cannot contain an IPv6 client (``::1``): refused with 403, not
+    a server error from comparing addresses of two IP versions."""
+    params = token(sip="127.0.0.1-127.0.0.9")
+    assert refusal(params, ip="::1") == (403, "AuthorizationSourceIPMismatch")
 
 
 def test_the_time_frame_refusal_says_so():
