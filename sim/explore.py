@@ -28,6 +28,7 @@ from typing import Any
 
 from agent.engine import Agent
 from sim.blobserver import BlobServer
+from sim.exchange_port import PortWrapper
 from sim.invariants import Violation, check_all
 from sim.mcu import InstallRecord
 from sim.scenario import Cut, Scenario, ScenarioResult, StartState, run_scenario
@@ -96,11 +97,12 @@ class Exploration:
         return self.runs / self.wall_s if self.wall_s > 0 else 0.0
 
 
-class _Recorder:
+class _Recorder(PortWrapper):
     """A port in front of the chip's that snapshots before each state-changing command."""
 
     def __init__(self, run: Any, port: Any, chip: W25Q128) -> None:
-        self._run, self._port, self._chip = run, port, chip
+        super().__init__(port)
+        self._run, self._chip = run, chip
         self.ops: list[OpPoint] = []
         self._target_cache: tuple[tuple[int, int], bytes] | None = None
 
@@ -115,7 +117,7 @@ class _Recorder:
     ) -> bytes:
         if start and out and out[0] in STATE_CHANGING:
             self._record(bytes(out))
-        return self._port.exchange(out, readlen, start, stop, duplex, droptail)
+        return super().exchange(out, readlen, start, stop, duplex, droptail)
 
     def _record(self, command: bytes) -> None:
         run, target = self._run, self._run.target
@@ -135,19 +137,6 @@ class _Recorder:
                 requests=tuple(dict(r) for r in run.wire.requests),
             )
         )
-
-    def read(self, readlen: int = 0, start: bool = True, stop: bool = True) -> bytes:
-        return self._port.read(readlen, start, stop)
-
-    def write(self, out: bytes | bytearray, start: bool = True, stop: bool = True) -> None:
-        self._port.write(out, start, stop)
-
-    @property
-    def frequency(self) -> float:
-        return self._port.frequency
-
-    def set_frequency(self, frequency: float) -> None:
-        self._port.set_frequency(frequency)
 
 
 async def record_clean(

@@ -37,6 +37,7 @@ from agent.storage import Storage, StorageError
 from sim.blobserver import BlobServer
 from sim.clock import VirtualClock
 from sim.device import SimDevice, reported_status
+from sim.exchange_port import PortWrapper
 from sim.faults.plan import FaultPlan
 from sim.mcu import InstallRecord, SimMcuTarget
 from sim.memflash import MemoryFlash
@@ -841,12 +842,13 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-class _PowerMarks:
+class _PowerMarks(PortWrapper):
     """A logging :class:`sim.spi.SimSpiPort` wrapper that marks where in its log each
     power loss was first seen (the first transaction the dead chip refused), so a trace
     shows the operations around the cut itself rather than the next boot's."""
 
     def __init__(self, port: SimSpiPort) -> None:
+        super().__init__(port)
         self.port = port
         self.marks: list[tuple[int, float]] = []  # (log length, device time) per loss
         self._dead = False
@@ -865,7 +867,7 @@ class _PowerMarks:
         droptail: int = 0,
     ) -> bytes:
         try:
-            got = self.port.exchange(out, readlen, start, stop, duplex, droptail)
+            got = super().exchange(out, readlen, start, stop, duplex, droptail)
         except PowerLoss:
             if not self._dead:
                 self._dead = True
@@ -873,19 +875,6 @@ class _PowerMarks:
             raise
         self._dead = False
         return got
-
-    def read(self, readlen: int = 0, start: bool = True, stop: bool = True) -> bytes:
-        return self.exchange(b"", readlen, start, stop)
-
-    def write(self, out: bytes | bytearray, start: bool = True, stop: bool = True) -> None:
-        self.exchange(out, 0, start, stop)
-
-    @property
-    def frequency(self) -> float:
-        return self.port.frequency
-
-    def set_frequency(self, frequency: float) -> None:
-        self.port.set_frequency(frequency)
 
 
 _NAMES = {v: k for k, v in OPCODES.items()} | {
