@@ -1,6 +1,6 @@
 """The cloud seam: the device twin, desired properties in and reported properties out.
 
-:class:`Twin` is what the agent needs from IoT Hub. :class:`sim.twin.InProcessTwin`
+:class:`Twin` is what the agent needs from IoT Hub. :class:`sim.cloud.twin.InProcessTwin`
 implements it for simulation; :class:`AzureIoTTwin` implements it over azure-iot-device's
 asyncio ``IoTHubDeviceClient`` (MQTT over TLS; IoT Hub "Understand and use device twins",
 device twin topics ``$iothub/twin/...``). Everything here logs through

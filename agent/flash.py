@@ -1,7 +1,7 @@
 """SPI NOR flash driver (Winbond W25Q128JV family) over the :class:`agent.spi.SpiPort` seam.
 
-The same code runs in simulation (a port onto :mod:`sim.w25q128`, or the plain
-:mod:`sim.ramport`) and on the bench (pyftdi's ``SpiPort``). It sends only standard
+The same code runs in simulation (a port onto :mod:`sim.chip.w25q128`, or the plain
+:mod:`sim.ports.ram`) and on the bench (pyftdi's ``SpiPort``). It sends only standard
 single-I/O commands from the W25Q128JV datasheet section 8 and waits through the
 injected :class:`agent.clock.Clock`, so under a virtual clock it never sleeps for real.
 

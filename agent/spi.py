@@ -1,7 +1,7 @@
 """The SPI seam: the subset of pyftdi's ``SpiPort`` the flash driver uses.
 
 pyftdi's real port (``SpiController().get_port(cs, freq, mode)``) satisfies it on
-the bench; :class:`sim.spi.SimSpiPort` satisfies it in simulation.
+the bench; :class:`sim.ports.model.SimSpiPort` satisfies it in simulation.
 """
 
 from typing import Protocol, runtime_checkable

@@ -6,7 +6,7 @@
 
 import sys
 
-from sim.commands import Command, dispatch
+from sim.tools.commands import Command, dispatch
 
 SYNOPSIS = "usage: python -m hil COMMAND --rig FILE [--report DIR]"
 COMMANDS: dict[str, Command] = {

@@ -6,7 +6,7 @@ the invariants checked in simulation are checked on silicon. The run loop is
 :class:`sim.device.SimDevice`'s (boot, run until a reported predicate holds, boot
 again after :class:`~agent.errors.PowerLoss`), given a :class:`CutSchedule` over the
 rig's port and supply switch as its SPI port and its power. The cloud
-(:class:`sim.twin.InProcessTwin`) and the MCU (:class:`sim.mcu.SimMcuTarget`) stay
+(:class:`sim.cloud.twin.InProcessTwin`) and the MCU (:class:`sim.mcu.SimMcuTarget`) stay
 simulated on a bench too: the chip is what the bench puts under test.
 
 The same class serves the simulator, given the model's port and a switch over the
@@ -25,8 +25,8 @@ from agent.engine import Agent, AgentConfig
 from agent.spi import SpiPort
 from sim.clock import VirtualClock
 from sim.device import Predicate, RunResult, SimDevice
-from sim.exchange_port import PortWrapper
 from sim.mcu import SimMcuTarget
+from sim.ports.wrapper import PortWrapper
 
 from .powercut import CutPlan, PowerCutPort, Supply
 
@@ -34,7 +34,7 @@ from .powercut import CutPlan, PowerCutPort, Supply
 class ModelSupply:
     """The W25Q128 model's power presented as a supply switch, so a cut in simulation
     takes the bench's path (:class:`PowerCutPort`) and the model tears the operation in
-    flight at its progress (``sim.w25q128.W25Q128.power_off``)."""
+    flight at its progress (``sim.chip.w25q128.W25Q128.power_off``)."""
 
     def __init__(self, chip: Any, *, off_time_s: float = 0.1) -> None:
         if off_time_s < 0:

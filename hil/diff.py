@@ -166,9 +166,9 @@ def _restore(nor: RawNor, base: int, saved: bytes) -> bool:
 
 
 def _model_port(rig: Rig) -> tuple[SpiPort, Clock]:
+    from sim.chip.w25q128 import W25Q128
     from sim.clock import VirtualClock
-    from sim.spi import SimSpiPort
-    from sim.w25q128 import W25Q128
+    from sim.ports.model import SimSpiPort
 
     clock = VirtualClock()
     return SimSpiPort(

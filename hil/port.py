@@ -87,8 +87,8 @@ def _initial_levels(rig: Rig) -> tuple[int, int]:
 
 
 def _model_chip(rig: Rig) -> tuple[Any, Any]:
+    from sim.chip.w25q128 import W25Q128
     from sim.clock import VirtualClock  # only a virtual rig needs the simulator
-    from sim.w25q128 import W25Q128
 
     clock = VirtualClock()
     return W25Q128(clock=clock, seed=rig.seed, timing=rig.timing), clock

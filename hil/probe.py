@@ -21,7 +21,7 @@ SECTOR, PAGE = 4096, 256
 
 
 def _sfdp(nor: RawNor) -> dict[str, Any]:
-    from sim import sfdp  # the JESD216 decoder lives with the model that encodes it
+    from sim.chip import sfdp  # the JESD216 decoder lives with the model that encodes it
 
     space = nor.sfdp(0, 256)
     try:

@@ -17,7 +17,7 @@ FLASH_SIZE = 16 * 1024 * 1024  # W25Q128JV, datasheet section 6
 _DEFAULT_TEST_REGION = (FLASH_SIZE - 1024 * 1024, FLASH_SIZE)  # the top 1 MiB
 SECTOR = 4096  # smallest erase unit (20h), datasheet 8.2.17
 FT232H_MAX_SCK_HZ = 30_000_000  # 60 MHz master clock / 2 (FT232H datasheet 4.4)
-TIMINGS = ("typical", "max", "random")  # sim.w25q128_timing.MODES
+TIMINGS = ("typical", "max", "random")  # sim.chip.timing.MODES
 
 _KEYS: dict[str, set[str]] = {
     "rig": {"name"},

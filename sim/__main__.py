@@ -6,25 +6,31 @@ names them so that ``python -m sim --help`` can list them without importing all.
 
 import sys
 
-from sim.commands import Command, dispatch
+from sim.tools.commands import Command, dispatch
 
 SYNOPSIS = "usage: python -m sim COMMAND [ARGS...]"
 COMMANDS: dict[str, Command] = {
     "demo": Command(
-        "sim.demo", "run one simulated device through an OTA with faults (the main job)"
+        "sim.tools.demo", "run one simulated device through an OTA with faults (the main job)"
     ),
-    "selfcheck": Command("sim.selfcheck", "print the simulated chip's identity and timing table"),
+    "selfcheck": Command(
+        "sim.tools.selfcheck", "print the simulated chip's identity and timing table"
+    ),
     "serprog": Command(
-        "sim.serprog", "serve a simulated W25Q128JV over flashrom's serprog protocol"
+        "sim.tools.serprog", "serve a simulated W25Q128JV over flashrom's serprog protocol"
     ),
-    "blobserver": Command("sim.blobserver.cli", "run the fault-injecting Azure Blob server"),
-    "bench": Command("sim.bench", "benchmarks: flash, blob, ota, sweep"),
-    "fuzz": Command("sim.fuzz", "explore power-loss points and network faults"),
-    "replay": Command("sim.fuzz", "replay a failing scenario from its JSON", entry="replay_main"),
+    "blobserver": Command("sim.cloud.blobserver.cli", "run the fault-injecting Azure Blob server"),
+    "bench": Command("sim.tools.bench", "benchmarks: flash, blob, ota, sweep"),
+    "fuzz": Command("sim.explore.fuzz", "explore power-loss points and network faults"),
+    "replay": Command(
+        "sim.explore.fuzz", "replay a failing scenario from its JSON", entry="replay_main"
+    ),
     "ota": Command(
-        "sim.operator", "the operator's tool: upload an image, make a SAS, build the configuration"
+        "deploy.ota", "the operator's tool: upload an image, make a SAS, build the configuration"
     ),
-    "fleet": Command("sim.fleet", "many devices, one simulated IoT Hub, configurations by tags"),
+    "fleet": Command(
+        "sim.tools.fleet", "many devices, one simulated IoT Hub, configurations by tags"
+    ),
 }
 
 

@@ -21,12 +21,12 @@ from agent.engine import Agent, AgentConfig
 from agent.errors import PowerLoss
 from agent.flash import SpiFlash
 from agent.spi import SpiPort
+from sim.chip.w25q128 import W25Q128
 from sim.clock import VirtualClock
+from sim.cloud.twin import InProcessTwin
 from sim.mcu import SimMcuTarget
-from sim.powercut import OpCutPort
-from sim.spi import SimSpiPort
-from sim.twin import InProcessTwin
-from sim.w25q128 import W25Q128
+from sim.ports.aimed_cut import OpCutPort
+from sim.ports.model import SimSpiPort
 
 SIM_SPI_HZ = 8e6  # the reference design's SPI clock (mode 0, 8 MHz)
 

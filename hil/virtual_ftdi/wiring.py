@@ -19,7 +19,7 @@ class AdvancingClock(Protocol):
 
 
 class SpiChip(Protocol):
-    """The chip model's pins, as :class:`sim.w25q128.W25Q128` presents them."""
+    """The chip model's pins, as :class:`sim.chip.w25q128.W25Q128` presents them."""
 
     def select(self) -> None: ...
     def deselect(self) -> None: ...

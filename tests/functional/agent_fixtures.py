@@ -1,6 +1,6 @@
 """Helpers for the agent's end-to-end tests: a device, a blob server, and what they saw.
 
-Every test builds its own :class:`~sim.blobserver.BlobServer` (real HTTP on loopback)
+Every test builds its own :class:`~sim.cloud.blobserver.BlobServer` (real HTTP on loopback)
 and :class:`~sim.device.SimDevice` (chip model, littlefs, the real agent), publishes an
 OTA the way the original's ``ota.py`` does, and runs the device until a predicate on
 the reported properties holds. The helpers here only observe: a request recorder on
@@ -29,9 +29,9 @@ from agent.flash import SpiFlash
 from agent.record import Record, load_record
 from agent.staging import CURRENT_PATH, RECORD_PATH, STAGED_PATH
 from agent.storage import Geometry, Storage
-from sim.blobserver import BlobServer
+from sim.cloud.blobserver import BlobServer
+from sim.cloud.twin import publish_ota
 from sim.device import SimDevice, reported_status
-from sim.twin import publish_ota
 
 CONTAINER = "ota"
 BLOB = "mcu.bin"

@@ -2,16 +2,16 @@
 
 pyspiflash (test_pyspiflash.py) and flashrom over serprog (test_serprog_flashrom.py)
 both talk to one fresh W25Q128JV model with typical datasheet timing (section 9.6)
-on a virtual clock, through :class:`sim.spi.SimSpiPort` at 30 MHz. The fixtures
+on a virtual clock, through :class:`sim.ports.model.SimSpiPort` at 30 MHz. The fixtures
 live here, not in a module the tests import, because pytest finds conftest
 fixtures by name (an imported fixture reads to a linter as an unused import).
 """
 
 import pytest
 
+from sim.chip.w25q128 import W25Q128
 from sim.clock import VirtualClock
-from sim.spi import SimSpiPort
-from sim.w25q128 import W25Q128
+from sim.ports.model import SimSpiPort
 
 
 @pytest.fixture

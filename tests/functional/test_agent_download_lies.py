@@ -11,8 +11,7 @@ import base64
 
 import pytest
 
-from sim.device import applied, settled
-from sim.faults import (
+from sim.cloud.faults import (
     BadContentRange,
     Bandwidth,
     Down,
@@ -26,7 +25,8 @@ from sim.faults import (
     Status,
     Timeout,
 )
-from sim.faults.plan import Rule
+from sim.cloud.faults.plan import Rule
+from sim.device import applied, settled
 from tests.functional.agent_fixtures import (
     IMAGE_BYTES,
     make_image,

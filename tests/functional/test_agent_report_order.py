@@ -1,7 +1,7 @@
 """Reports reach the cloud in the order the agent made them, once each (agent/engine.py).
 
 IoT Hub keeps the last reported value, so a report overtaken by an older one leaves
-the cloud with a stale state (sim/invariants.py, honest reporting). A twin whose
+the cloud with a stale state (sim/explore/invariants.py, honest reporting). A twin whose
 reports take time lets several queue up behind one another.
 """
 
@@ -12,9 +12,9 @@ import pytest
 
 from agent.download import DownloadPolicy
 from agent.engine import AgentConfig
-from sim.blobserver import BlobServer
+from sim.cloud.blobserver import BlobServer
+from sim.cloud.twin import InProcessTwin, publish_ota
 from sim.device import SimDevice, applied
-from sim.twin import InProcessTwin, publish_ota
 
 pytestmark = pytest.mark.sim
 

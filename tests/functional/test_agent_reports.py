@@ -12,9 +12,9 @@ import itertools
 import pytest
 
 from agent.staging import STAGED_PATH
+from sim.cloud.faults import Corrupt, Down, Status, Timeout
+from sim.cloud.faults.plan import Rule
 from sim.device import applied, settled
-from sim.faults import Corrupt, Down, Status, Timeout
-from sim.faults.plan import Rule
 from tests.functional.agent_fixtures import (
     IMAGE_BYTES,
     config,

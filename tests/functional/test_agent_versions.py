@@ -13,9 +13,9 @@ import pytest
 
 from agent.staging import CURRENT_PATH, STAGED_PATH
 from agent.storage import Geometry
+from sim.cloud.faults import Bandwidth, Corrupt
+from sim.cloud.faults.plan import Rule
 from sim.device import applied, reported_status, settled
-from sim.faults import Bandwidth, Corrupt
-from sim.faults.plan import Rule
 from tests.functional.agent_fixtures import (
     CHECKPOINT_BYTES,
     IMAGE_BYTES,

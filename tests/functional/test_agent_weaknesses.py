@@ -15,10 +15,10 @@ from agent.cloud import AzureConnectionConfig
 from agent.instruction import FIELDS
 from agent.record import State, load_record
 from agent.staging import RECORD_PATH, STAGED_PATH
+from sim.cloud.faults import BadContentRange, EtagChange, IgnoreRange, Status, Timeout
+from sim.cloud.faults.plan import Rule
+from sim.cloud.twin import ota_desired_patch
 from sim.device import applied
-from sim.faults import BadContentRange, EtagChange, IgnoreRange, Status, Timeout
-from sim.faults.plan import Rule
-from sim.twin import ota_desired_patch
 from tests.functional.agent_fixtures import (
     CHECKPOINT_BYTES,
     make_image,

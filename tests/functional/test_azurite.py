@@ -1,4 +1,4 @@
-"""The Azurite runner (sim/azurite.py): found or explained, started on a free port, reaped.
+"""The Azurite runner (sim/cloud/azurite.py): found or explained, started on a free port, reaped.
 
 Azurite's options are those of ``azurite-blob --help`` (Azurite 3.x).
 """
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sim import azurite as runner
-from sim.azurite import Azurite, AzuriteError, find_azurite
+from sim.cloud import azurite as runner
+from sim.cloud.azurite import Azurite, AzuriteError, find_azurite
 
 pytestmark = pytest.mark.sim
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from sim.azurite import find_azurite
-from sim.bench import blob as bench
+from sim.cloud.azurite import find_azurite
+from sim.tools.bench import blob as bench
 
 pytestmark = pytest.mark.sim
 

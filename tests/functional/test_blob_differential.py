@@ -32,7 +32,7 @@ import pytest
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from sim.azurite import AZURITE_KEY, Azurite, find_azurite
+from sim.cloud.azurite import AZURITE_KEY, Azurite, find_azurite
 
 _AZURITE, _WHY_NOT = find_azurite()
 if _AZURITE is None:
@@ -40,7 +40,7 @@ if _AZURITE is None:
 
 from azure.storage.blob import BlobServiceClient, generate_blob_sas  # noqa: E402
 
-from sim.blobserver import DEV_KEY, BlobServer  # noqa: E402
+from sim.cloud.blobserver import DEV_KEY, BlobServer  # noqa: E402
 
 pytestmark = pytest.mark.sim
 

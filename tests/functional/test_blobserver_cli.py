@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from sim.blobserver.cli import main
+from sim.cloud.blobserver.cli import main
 
 pytestmark = pytest.mark.sim
 

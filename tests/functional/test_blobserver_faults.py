@@ -13,9 +13,9 @@ import random
 import aiohttp
 import pytest
 
-from sim.blobserver import BlobServer
-from sim.faults import FAULTS
-from sim.faults.plan import FaultPlan, Rule
+from sim.cloud.blobserver import BlobServer
+from sim.cloud.faults import FAULTS
+from sim.cloud.faults.plan import FaultPlan, Rule
 
 pytestmark = pytest.mark.sim
 

@@ -16,11 +16,11 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from sim.blobserver import BlobServer
-from sim.blobserver.sas import shared_key_string_to_sign, sign
-from sim.dev_account import DEV_ACCOUNT, DEV_KEY
-from sim.faults import FAULTS
-from sim.faults.plan import FaultPlan, Rule
+from sim.cloud.blobserver import BlobServer
+from sim.cloud.blobserver.sas import shared_key_string_to_sign, sign
+from sim.cloud.dev_account import DEV_ACCOUNT, DEV_KEY
+from sim.cloud.faults import FAULTS
+from sim.cloud.faults.plan import FaultPlan, Rule
 
 pytestmark = pytest.mark.sim
 

@@ -13,7 +13,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import generate_blob_sas, generate_container_sas
 from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClient
 
-from sim.blobserver import DEV_ACCOUNT, DEV_KEY, BlobServer
+from sim.cloud.blobserver import DEV_ACCOUNT, DEV_KEY, BlobServer
 
 pytestmark = pytest.mark.sim
 

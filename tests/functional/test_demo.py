@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from sim.demo import Scenario, _Console, run
+from sim.tools.demo import Scenario, _Console, run
 
 pytestmark = pytest.mark.sim
 

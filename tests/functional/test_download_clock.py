@@ -14,9 +14,9 @@ import pytest
 
 from agent.download import Downloader, DownloadPolicy, Stalled
 from agent.instruction import Instruction
-from sim.blobserver import BlobServer
 from sim.clock import VirtualClock
-from sim.faults.plan import FaultPlan
+from sim.cloud.blobserver import BlobServer
+from sim.cloud.faults.plan import FaultPlan
 
 pytestmark = pytest.mark.sim
 

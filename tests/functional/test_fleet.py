@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from sim.fleet import FleetPlan, main, run_fleet
+from sim.tools.fleet import FleetPlan, main, run_fleet
 
 pytestmark = pytest.mark.sim
 

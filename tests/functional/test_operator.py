@@ -22,10 +22,10 @@ import aiohttp
 import pytest
 
 from agent.instruction import parse_instruction
-from sim.azurite import Azurite, find_azurite
-from sim.blobserver import BlobServer
-from sim.hub import Configuration, Hub
-from sim.operator import Release, main, publish
+from deploy.ota import Release, main, publish
+from sim.cloud.azurite import Azurite, find_azurite
+from sim.cloud.blobserver import BlobServer
+from sim.cloud.hub import Configuration, Hub
 
 pytestmark = pytest.mark.sim
 

@@ -2,7 +2,7 @@
 
 pyspiflash (PyPI ``pyspiflash``, module ``spiflash.serialflash``) identifies a part by
 its JEDEC ID and drives it through any object with pyftdi's ``exchange(out, readlen)``,
-``set_frequency()`` and ``.frequency``: here :class:`sim.spi.SimSpiPort` (issue 2,
+``set_frequency()`` and ``.frequency``: here :class:`sim.ports.model.SimSpiPort` (issue 2,
 section 5). Its rules (Winbond table, erase planning, WEL before every program and
 erase, polling SR1 BUSY) are the specification these tests hold the model to.
 

@@ -1,6 +1,6 @@
 """flashrom, a client written against real chips, drives the simulated W25Q128JV.
 
-The bridge (:mod:`sim.serprog`) serves the chip model over flashrom's serprog
+The bridge (:mod:`sim.tools.serprog`) serves the chip model over flashrom's serprog
 protocol on a loopback port; the real ``flashrom -p serprog:ip=127.0.0.1:PORT``
 probes, reads, writes (erase + program + verify) and verifies it (issue 2, section 5).
 flashrom's own rules (its chip table names this part "W25Q128.V"; a write reads the
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.serprog import SerprogServer
+from sim.tools.serprog import SerprogServer
 
 pytestmark = pytest.mark.sim
 

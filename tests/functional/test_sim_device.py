@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from sim.blobserver import BlobServer
+from sim.cloud.blobserver import BlobServer
+from sim.cloud.twin import publish_ota
 from sim.device import SimDevice, applied
-from sim.twin import publish_ota
 
 pytestmark = pytest.mark.sim
 

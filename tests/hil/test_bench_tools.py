@@ -35,9 +35,9 @@ def test_diff_reports_a_model_of_another_part_as_different(rig):
     """The check must be able to fail: an IM part (EF 70 18, QE=0 in SR2; 8.2.29, 7.1) differs."""
 
     def other_part(rig):
+        from sim.chip.w25q128 import W25Q128
         from sim.clock import VirtualClock
-        from sim.spi import SimSpiPort
-        from sim.w25q128 import W25Q128
+        from sim.ports.model import SimSpiPort
 
         clock = VirtualClock()
         return SimSpiPort(W25Q128(clock=clock, jedec_id=b"\xef\x70\x18")), clock

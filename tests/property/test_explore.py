@@ -1,14 +1,14 @@
 """A deterministic slice of each power-loss schedule, as littlefs's runner and MCUboot's
 simulator do it (``shared/notes/peers.md``), plus cuts inside operations.
 
-The correct agent must keep all six invariants (:mod:`sim.invariants`) after every cut.
+The correct agent must keep all six invariants (:mod:`sim.explore.invariants`) after every cut.
 """
 
 import pytest
 
-from sim.blobserver import BlobServer
-from sim.explore import Explorer, cut_points
-from sim.scenario import Scenario
+from sim.cloud.blobserver import BlobServer
+from sim.explore.explorers import Explorer, cut_points
+from sim.explore.scenario import Scenario
 
 pytestmark = pytest.mark.sim
 

@@ -3,13 +3,13 @@
 The mutants carry the original design's weaknesses and classic bugs
 (``shared/notes/reference-design.md``; issue 5 "Proof that the tests can fail");
 each kill is the cheapest deterministic exploration found for it
-(``tests/mutants/kills.py``), and the correct agent must pass the same runs.
+(``sim/explore/mutants/kills.py``), and the correct agent must pass the same runs.
 """
 
 import pytest
 
-from tests.mutants import MUTANTS
-from tests.mutants.kills import execute
+from sim.explore.mutants import MUTANTS
+from sim.explore.mutants.kills import execute
 
 pytestmark = pytest.mark.sim
 

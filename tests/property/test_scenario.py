@@ -2,7 +2,7 @@
 
 Strategies draw image sizes (1 byte, page and block boundaries +-1, rarely 1-3 MiB),
 cut schedules (operation index, fraction, boot), network fault plans from the blob
-server's vocabulary (``sim/faults``) with request windows, a late upload (the blob
+server's vocabulary (``sim/cloud/faults``) with request windows, a late upload (the blob
 replaced mid-download, ``etag_change``), chip timing and instruction sequences (a
 newer version mid-download, re-delivery, a stale version): issue 5 "Randomised, with
 hypothesis". Failing examples shrink to a reproducer. The number of examples comes
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.invariants import check_all
-from sim.scenario import Cut, Scenario, run_scenario
+from sim.explore.invariants import check_all
+from sim.explore.scenario import Cut, Scenario, run_scenario
 
 pytestmark = pytest.mark.sim
 
@@ -35,7 +35,7 @@ CUTS = st.lists(
     max_size=2,
 ).map(tuple)
 
-# The blob server's vocabulary (sim/faults): each a fault name and its parameters.
+# The blob server's vocabulary (sim/cloud/faults): each a fault name and its parameters.
 # Pauses are real time on the server, so latencies stay in milliseconds; a stall
 # (``timeout`` 0) costs the agent's 30 s low-speed window, 30 ms of wall time.
 FAULT_PARAMS = st.one_of(

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from sim.invariants import check_all
-from sim.scenario import Scenario, run_scenario
+from sim.explore.invariants import check_all
+from sim.explore.scenario import Scenario, run_scenario
 
 pytestmark = pytest.mark.sim
 
@@ -47,7 +47,7 @@ async def test_newer_version_while_data_keeps_arriving_is_the_only_one_installed
 
 async def test_newer_version_during_apply_does_not_abandon_a_reported_apply():
     """Reference design "Cloud contract": ``applying`` is followed by ``applied`` or
-    ``error`` for that version (sim/invariants.py honest reporting)."""
+    ``error`` for that version (sim/explore/invariants.py honest reporting)."""
     scenario = Scenario(image_size=255, newer_at_bytes=61)
     result = await run_scenario(scenario)
     statuses = [r.get("Status") for r in result.reports]

@@ -1,7 +1,7 @@
 """The port fixture shared by simulation and the bench (issue 6).
 
 ``flash_port`` / ``flash_clock`` are parametrised over ``sim`` (a fresh W25Q128 model
-behind :class:`sim.spi.SimSpiPort`, on a virtual clock) and ``hil`` (the rig's own
+behind :class:`sim.ports.model.SimSpiPort`, on a virtual clock) and ``hil`` (the rig's own
 pyftdi ``SpiPort``: a real adapter with real time, or the virtual FT232H on the
 model's virtual clock). Each param carries its marker, so ``pytest -m sim`` runs
 the simulator variant and ``pytest -m hil --rig FILE`` the bench variant of the
@@ -82,9 +82,9 @@ def rig(request) -> Rig:
 
 
 def _sim_target() -> Iterator[FlashTarget]:
+    from sim.chip.w25q128 import W25Q128
     from sim.clock import VirtualClock
-    from sim.spi import SimSpiPort
-    from sim.w25q128 import W25Q128
+    from sim.ports.model import SimSpiPort
 
     clock = VirtualClock()
     chip = W25Q128(clock=clock, seed=0, timing="typical")

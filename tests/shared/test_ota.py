@@ -23,9 +23,9 @@ from agent.staging import CURRENT_PATH, STAGED_PATH
 from agent.storage import Geometry, Storage
 from hil.device import BenchDevice
 from hil.powercut import SECTOR_ERASES, CutPlan
-from sim.blobserver import BlobServer
+from sim.cloud.blobserver import BlobServer
+from sim.cloud.twin import publish_ota
 from sim.device import applied
-from sim.twin import publish_ota
 
 pytestmark = []  # the sim/hil marker comes with each flash_target param
 

@@ -6,9 +6,9 @@ from agent.errors import PowerLoss
 from hil.device import CutSchedule, ModelSupply
 from hil.powercut import SECTOR_ERASES, CutPlan, PowerCutPort
 from hil.raw import T_PP_S, T_SE_S, RawNor
+from sim.chip.w25q128 import W25Q128
 from sim.clock import VirtualClock
-from sim.spi import SimSpiPort
-from sim.w25q128 import W25Q128
+from sim.ports.model import SimSpiPort
 
 pytestmark = pytest.mark.sim
 

@@ -12,9 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from sim.blobserver.shaping import RATE_SLICE_S, Progress, send_body
-from sim.faults import FAULTS
-from sim.faults.exchange import Exchange
+from sim.cloud.blobserver.shaping import RATE_SLICE_S, Progress, send_body
+from sim.cloud.faults import FAULTS
+from sim.cloud.faults.exchange import Exchange
 
 pytestmark = pytest.mark.sim
 

@@ -1,11 +1,11 @@
-"""The command table behind ``python -m sim`` and ``python -m hil`` (sim/commands.py)."""
+"""The command table behind ``python -m sim`` and ``python -m hil`` (sim/tools/commands.py)."""
 
 import sys
 import types
 
 import pytest
 
-from sim.commands import Command, dispatch, usage
+from sim.tools.commands import Command, dispatch, usage
 
 pytestmark = pytest.mark.sim
 

@@ -1,9 +1,9 @@
-"""Connection strings for the development account (sim/dev_account.py)."""
+"""Connection strings for the development account (sim/cloud/dev_account.py)."""
 
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from sim.dev_account import DEV_ACCOUNT, DEV_KEY, connection_string
+from sim.cloud.dev_account import DEV_ACCOUNT, DEV_KEY, connection_string
 
 pytestmark = pytest.mark.sim
 

@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from sim.faults import FAULTS
-from sim.faults.exchange import Exchange
+from sim.cloud.faults import FAULTS
+from sim.cloud.faults.exchange import Exchange
 
 pytestmark = pytest.mark.sim
 

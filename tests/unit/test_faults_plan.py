@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from sim.faults import FAULTS
-from sim.faults.latency import Latency
-from sim.faults.limit_data import LimitData
-from sim.faults.plan import FaultPlan, RequestInfo, Rule, load_plan, loads_plan
+from sim.cloud.faults import FAULTS
+from sim.cloud.faults.latency import Latency
+from sim.cloud.faults.limit_data import LimitData
+from sim.cloud.faults.plan import FaultPlan, RequestInfo, Rule, load_plan, loads_plan
 
 pytestmark = pytest.mark.sim
 

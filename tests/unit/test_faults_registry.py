@@ -8,24 +8,24 @@ import random
 
 import pytest
 
-import sim.faults
-from sim.faults import FAULTS, SUPPORT_MODULES
-from sim.faults.exchange import Exchange
-from sim.faults.fault import Fault
+import sim.cloud.faults
+from sim.cloud.faults import FAULTS, SUPPORT_MODULES
+from sim.cloud.faults.exchange import Exchange
+from sim.cloud.faults.fault import Fault
 
 pytestmark = pytest.mark.sim
 
 FAULT_MODULES = sorted(
-    m.name for m in pkgutil.iter_modules(sim.faults.__path__) if m.name not in SUPPORT_MODULES
+    m.name for m in pkgutil.iter_modules(sim.cloud.faults.__path__) if m.name not in SUPPORT_MODULES
 )
 
 
 @pytest.mark.parametrize("module_name", FAULT_MODULES)
 def test_every_fault_module_is_in_the_registry(module_name):
     """A fault module not in FAULTS could never be named in a plan (labgrid's drifted list)."""
-    module = importlib.import_module(f"sim.faults.{module_name}")
+    module = importlib.import_module(f"sim.cloud.faults.{module_name}")
     registered = [cls for cls in FAULTS.values() if cls.__module__ == module.__name__]
-    assert registered, f"sim/faults/{module_name}.py defines no fault registered in FAULTS"
+    assert registered, f"sim/cloud/faults/{module_name}.py defines no fault registered in FAULTS"
     assert [cls.name for cls in registered] == [module_name]
 
 

@@ -26,10 +26,10 @@ from agent.flash import (
     SpiFlash,
     UnknownFlash,
 )
+from sim.chip.w25q128 import W25Q128
 from sim.clock import VirtualClock
-from sim.ramport import RamSpiPort, SpiCommand
-from sim.spi import SimSpiPort
-from sim.w25q128 import W25Q128
+from sim.ports.model import SimSpiPort
+from sim.ports.ram import RamSpiPort, SpiCommand
 
 pytestmark = pytest.mark.sim
 

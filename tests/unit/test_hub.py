@@ -7,7 +7,7 @@ portal / CLI" (targeting, priority, tie-break, what can be updated, system metri
 
 import pytest
 
-from sim.hub import ConditionError, Configuration, Hub, parse_condition, parse_metric_query
+from sim.cloud.hub import ConditionError, Configuration, Hub, parse_condition, parse_metric_query
 
 pytestmark = pytest.mark.sim
 

@@ -1,11 +1,11 @@
-"""sim/powercut.py: cuts aimed at the Nth operation of a kind."""
+"""sim/ports/aimed_cut.py: cuts aimed at the Nth operation of a kind."""
 
 import pytest
 
 from agent.errors import PowerLoss
-from sim.powercut import OpCut, OpCutPort
-from sim.spi import SimSpiPort
-from sim.w25q128 import W25Q128
+from sim.chip.w25q128 import W25Q128
+from sim.ports.aimed_cut import OpCut, OpCutPort
+from sim.ports.model import SimSpiPort
 
 pytestmark = pytest.mark.sim
 

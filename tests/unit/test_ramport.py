@@ -6,7 +6,7 @@ the port is no chip model, so timing, protection and power cuts are out of scope
 
 import pytest
 
-from sim.ramport import RamSpiPort, SpiCommand
+from sim.ports.ram import RamSpiPort, SpiCommand
 
 pytestmark = pytest.mark.sim
 

@@ -12,7 +12,7 @@ import pytest
 
 from agent.errors import PowerLoss
 from sim.clock import VirtualClock
-from sim.serprog import SerprogServer, main, parse_listen
+from sim.tools.serprog import SerprogServer, main, parse_listen
 
 pytestmark = pytest.mark.sim
 

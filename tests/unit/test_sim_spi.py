@@ -4,8 +4,8 @@ import pytest
 
 from agent.errors import PowerLoss
 from agent.spi import SpiPort
-from sim.spi import SimSpiPort
-from sim.w25q128 import W25Q128
+from sim.chip.w25q128 import W25Q128
+from sim.ports.model import SimSpiPort
 
 pytestmark = pytest.mark.sim
 
@@ -84,7 +84,7 @@ def test_log_is_off_by_default():
 
 def test_busy_is_judged_at_the_end_of_the_transfer(port):
     """The clock advances for the bytes before the chip sees them, so a status read that
-    ends after the operation's end reports it done (sim.spi module doc; datasheet 7.1.1)."""
+    ends after the operation's end reports it done (sim.ports.model module doc; datasheet 7.1.1)."""
     port.set_frequency(1e6)
     port.exchange(b"\x06")
     port.exchange(b"\x02\x00\x00\x00\x00")

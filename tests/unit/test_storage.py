@@ -23,9 +23,9 @@ from agent.storage import (
     StorageError,
     StorageFull,
 )
+from sim.chip.w25q128 import W25Q128
 from sim.clock import VirtualClock
-from sim.spi import SimSpiPort
-from sim.w25q128 import W25Q128
+from sim.ports.model import SimSpiPort
 
 pytestmark = pytest.mark.sim
 

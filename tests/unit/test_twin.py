@@ -10,7 +10,7 @@ import pytest
 
 from agent.cloud import Twin, TwinError
 from agent.instruction import parse_instruction
-from sim.twin import InProcessTwin, ota_desired_patch, publish_ota
+from sim.cloud.twin import InProcessTwin, ota_desired_patch, publish_ota
 
 pytestmark = pytest.mark.sim
 

@@ -3,7 +3,7 @@
 
 import pytest
 
-from sim.w25q128 import W25Q128
+from sim.chip.w25q128 import W25Q128
 from tests.unit.test_w25q128_support import Nor
 
 pytestmark = pytest.mark.sim

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sim import sfdp
+from sim.chip import sfdp
 from tests.unit.test_w25q128_support import Nor
 
 pytestmark = pytest.mark.sim

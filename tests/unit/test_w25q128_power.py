@@ -4,7 +4,7 @@ section 2 "Power"; datasheet 7.1 power-on state, 8.2.13/8.2.15 "undefined if pow
 import pytest
 
 from agent.errors import PowerLoss
-from sim.w25q128 import W25Q128, PowerCutPlan
+from sim.chip.w25q128 import W25Q128, PowerCutPlan
 from tests.unit.test_w25q128_support import Nor
 
 pytestmark = pytest.mark.sim

@@ -6,8 +6,8 @@ Tests talk to the chip the way a flash driver does (opcodes through the SPI port
 
 import pytest
 
-from sim.spi import SimSpiPort
-from sim.w25q128 import W25Q128
+from sim.chip.w25q128 import W25Q128
+from sim.ports.model import SimSpiPort
 
 pytestmark = pytest.mark.sim
 

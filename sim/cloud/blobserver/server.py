@@ -1,0 +1,186 @@
+"""The blob server as an async context manager, for tests and the command line."""
+
+import hashlib
+import os
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from urllib.parse import quote
+
+from aiohttp import web
+
+from sim.cloud.blobserver.app import BlobService, RedactingAccessLogger, make_app
+from sim.cloud.blobserver.errors import BlobError
+from sim.cloud.blobserver.events import Event
+from sim.cloud.blobserver.sas import make_service_sas
+from sim.cloud.blobserver.store import BlobStore, DirectoryStore, MemoryStore
+from sim.cloud.dev_account import DEV_ACCOUNT, DEV_KEY, connection_string
+from sim.cloud.faults.plan import FaultPlan, Rule
+
+SHUTDOWN_GRACE_S = 0.5  # handlers still running after this are cancelled
+
+
+class BlobServer:
+    """A fault-injecting Azure Blob server on ``host:port`` (0 = an ephemeral port).
+
+    ::
+
+        async with BlobServer(plan=plan, seed=7) as srv:
+            etag = srv.put_blob("firmware", "fw.bin", image)
+            url = srv.blob_url("firmware", "fw.bin") + "?" + srv.make_sas("firmware", "fw.bin")
+            ...
+            assert srv.events[-1].faults == ("cut:limit_data",)
+
+    ``root`` stores blobs as files under that directory instead of in memory.
+    Pauses use real asyncio time: the server is a real network peer.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        root: str | os.PathLike[str] | None = None,
+        plan: FaultPlan | None = None,
+        seed: int = 0,
+        account: str = DEV_ACCOUNT,
+        key: str = DEV_KEY,
+    ) -> None:
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {port!r}")
+        if not isinstance(seed, int):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        if plan is not None and not isinstance(plan, FaultPlan):
+            raise ValueError(f"plan must be a FaultPlan, got {type(plan).__name__}")
+        if not account or not account.isalnum() or not account.islower():
+            raise ValueError(f"account must be lowercase letters and digits, got {account!r}")
+        store: BlobStore = MemoryStore() if root is None else DirectoryStore(root)
+        self.host = host
+        self._port = port
+        self.account = account
+        self.key = key
+        self.service = BlobService(
+            store=store, account=account, key=key, plan=plan or FaultPlan(), seed=seed
+        )
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        """Listen; the port is known afterwards (:attr:`port`)."""
+        if self._runner is not None:
+            raise RuntimeError("the blob server is already running")
+        self._runner = web.AppRunner(
+            make_app(self.service),
+            access_log_class=RedactingAccessLogger,
+            shutdown_timeout=SHUTDOWN_GRACE_S,
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self._port)
+        await site.start()
+        server = site._server  # aiohttp exposes the bound port only here
+        sockets = getattr(server, "sockets", None) or []
+        self._port = sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        """Stop: end every stall and pause, close connections, release the port."""
+        if self._runner is None:
+            return
+        self.service.stop()
+        runner, self._runner = self._runner, None
+        await runner.cleanup()
+
+    async def __aenter__(self) -> "BlobServer":
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- addresses and credentials -------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The account endpoint, ``http://HOST:PORT/ACCOUNT``."""
+        return f"http://{self.host}:{self._port}/{self.account}"
+
+    @property
+    def connection_string(self) -> str:
+        return connection_string(blob_endpoint=self.url, account=self.account, key=self.key)
+
+    @property
+    def control_url(self) -> str:
+        """The fault control API, ``http://HOST:PORT/_faults``."""
+        return f"http://{self.host}:{self._port}/_faults"
+
+    def blob_url(self, container: str, name: str) -> str:
+        return f"{self.url}/{container}/{quote(name)}"
+
+    def make_sas(
+        self,
+        container: str,
+        name: str | None = None,
+        permission: str = "r",
+        expiry_s: float = 3600,
+        start: datetime | float | None = None,
+    ) -> str:
+        """A service SAS query string (no ``?``), signed as ``generate_blob_sas`` /
+        ``generate_container_sas`` sign it; ``start`` is a datetime or seconds from now."""
+        now = datetime.now(UTC).replace(microsecond=0)
+        if isinstance(start, int | float):
+            start = now + timedelta(seconds=start)
+        return make_service_sas(
+            account=self.account,
+            key=self.key,
+            container=container,
+            blob=name,
+            permission=permission,
+            expiry=now + timedelta(seconds=expiry_s),
+            start=start,
+        )
+
+    # --- content ----------------------------------------------------------------------
+
+    def put_blob(self, container: str, name: str, data: bytes) -> str:
+        """Store a blob directly (creating the container); returns its ETag."""
+        store = self.service.store
+        try:
+            store.create_container(container)
+            return store.put(container, name, data, content_md5=hashlib.md5(data).digest()).etag
+        except BlobError as exc:
+            raise ValueError(f"cannot store {container}/{name}: {exc.code} {exc.detail}") from None
+
+    # --- faults and events ------------------------------------------------------------
+
+    @property
+    def plan(self) -> FaultPlan:
+        """The live plan; assign a new one to replace it."""
+        return self.service.plan
+
+    @plan.setter
+    def plan(self, plan: FaultPlan) -> None:
+        if not isinstance(plan, FaultPlan):
+            raise ValueError(f"plan must be a FaultPlan, got {type(plan).__name__}")
+        self.service.plan = plan
+
+    def add_rule(self, rule: Rule) -> str:
+        """Append a rule to the live plan; returns its id."""
+        self.service.plan = self.service.plan.with_rule(rule)
+        return self.service.plan.rules[-1].id
+
+    def remove_rule(self, rule_id: str) -> None:
+        """Remove one rule; KeyError if there is none with that id."""
+        self.service.plan = self.service.plan.without(rule_id)
+
+    def reset_faults(self) -> None:
+        self.service.plan = FaultPlan()
+
+    @property
+    def events(self) -> list[Event]:
+        """The event log, one :class:`Event` per request, in order of completion."""
+        return self.service.events

@@ -1,0 +1,298 @@
+"""Systematic power-loss explorers: linear, log, exhaustive pairs and torn cuts.
+
+Like littlefs's test runner and MCUboot's simulator (``shared/notes/peers.md``): one
+clean run of a scenario counts its state-changing flash operations (page programs,
+erases, status writes); then each cut run cuts after operation *i* (``linear``: every
+*i*; ``log``: 1, 2, 4, 8...; ``exhaustive``: every pair *i*, *j* with the second cut
+*j* operations into the next boot) or inside it at a fraction (``torn``: a torn
+program or partial erase, which neither of those tools can reach), boots a new agent,
+runs to the end and checks every invariant (:mod:`sim.explore.invariants`).
+
+Speed: a cut run never replays the prefix. The clean run snapshots the chip before
+every operation (copy-on-write per sector, :meth:`sim.chip.w25q128.W25Q128.snapshot`)
+together with the MCU's state, the reports and the requests so far; a cut run
+restores the snapshot before operation *i*, replays that one command with a cut
+scheduled inside it, and continues from there. A single-cut continuation runs on
+:class:`sim.ports.memory.MemoryFlash` (the same bytes, no SPI model: nothing can cut it
+any more); exhaustive pairs continue on the chip so the second cut can land.
+Findings carry a :class:`sim.explore.scenario.Scenario` that replays from zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.engine import Agent
+from sim.chip.w25q128 import W25Q128, ChipSnapshot
+from sim.cloud.blobserver import BlobServer
+from sim.explore.invariants import Violation, check_all
+from sim.explore.scenario import Cut, Scenario, ScenarioResult, StartState, run_scenario
+from sim.mcu import InstallRecord
+from sim.ports.wrapper import PortWrapper
+
+SCHEDULES = ("linear", "log", "exhaustive", "torn")
+STATE_CHANGING = frozenset((0x02, 0x20, 0x52, 0xD8, 0xC7, 0x60, 0x01, 0x31, 0x11))
+_WREN = b"\x06"
+SETTLE_S = 10.0  # longer than any single operation's datasheet maximum but chip erase
+
+
+@dataclass(frozen=True)
+class OpPoint:
+    """The state just before one state-changing operation of the clean run."""
+
+    index: int  # 1-based
+    command: bytes  # the whole command as sent (opcode, address, data)
+    snapshot: ChipSnapshot
+    target_image: bytes
+    target_version: int
+    installs: tuple[InstallRecord, ...]
+    reports: int  # reports made before it
+    boot_marks: tuple[int, ...]
+    requests: tuple[dict[str, Any], ...]
+
+    @property
+    def kind(self) -> str:
+        return {0x02: "page_program", 0x20: "sector_erase", 0x52: "block32_erase"}.get(
+            self.command[0], "block64_erase" if self.command[0] == 0xD8 else "write_status"
+        )
+
+
+@dataclass
+class CleanRun:
+    """The uninterrupted run: its operations (with snapshots) and its record."""
+
+    ops: list[OpPoint]
+    result: ScenarioResult
+    reports: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A cut run that broke an invariant, with the scenario that replays it."""
+
+    scenario: Scenario
+    violations: tuple[Violation, ...]
+
+    def __str__(self) -> str:
+        cuts = "; ".join(c.describe() for c in self.scenario.cuts) or "no cut"
+        return f"{cuts}: " + "; ".join(str(v) for v in self.violations)
+
+
+@dataclass
+class Exploration:
+    """What an explorer did: runs, findings, wall time."""
+
+    schedule: str
+    ops: int
+    runs: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def runs_per_s(self) -> float:
+        return self.runs / self.wall_s if self.wall_s > 0 else 0.0
+
+
+class _Recorder(PortWrapper):
+    """A port in front of the chip's that snapshots before each state-changing command."""
+
+    def __init__(self, run: Any, port: Any, chip: W25Q128) -> None:
+        super().__init__(port)
+        self._run, self._chip = run, chip
+        self.ops: list[OpPoint] = []
+        self._target_cache: tuple[tuple[int, int], bytes] | None = None
+
+    def exchange(
+        self,
+        out: bytes | bytearray = b"",
+        readlen: int = 0,
+        start: bool = True,
+        stop: bool = True,
+        duplex: bool = False,
+        droptail: int = 0,
+    ) -> bytes:
+        if start and out and out[0] in STATE_CHANGING:
+            self._record(bytes(out))
+        return super().exchange(out, readlen, start, stop, duplex, droptail)
+
+    def _record(self, command: bytes) -> None:
+        run, target = self._run, self._run.target
+        key = (target.current_version(), len(target.installs))
+        if self._target_cache is None or self._target_cache[0] != key:
+            self._target_cache = (key, bytes(target.image))
+        self.ops.append(
+            OpPoint(
+                index=len(self.ops) + 1,
+                command=command,
+                snapshot=self._chip.snapshot(),
+                target_image=self._target_cache[1],
+                target_version=target.current_version(),
+                installs=tuple(target.installs),
+                reports=len(run.twin.reported_log),
+                boot_marks=tuple(run.boot_marks),
+                requests=tuple(dict(r) for r in run.wire.requests),
+            )
+        )
+
+
+async def record_clean(
+    scenario: Scenario,
+    server: BlobServer,
+    chip: W25Q128,
+    agent_factory: Callable[..., Agent] | None = None,
+) -> CleanRun:
+    """Run ``scenario`` without cuts, snapshotting before every state-changing op."""
+    holder: dict[str, _Recorder] = {}
+
+    def wrap(run: Any, port: Any) -> _Recorder:
+        holder["r"] = _Recorder(run, port, chip)
+        return holder["r"]
+
+    clean = dataclasses.replace(scenario, cuts=())
+    result = await run_scenario(
+        clean, agent_factory=agent_factory, server=server, chip=chip, wrap_port=wrap
+    )
+    reports = [{"extFwInfo": r} for r in result.reports]
+    return CleanRun(holder["r"].ops, result, reports)
+
+
+def cut_points(schedule: str, n_ops: int, *, stride: int = 1) -> list[int]:
+    """Operation indices (1-based) a schedule cuts after."""
+    if n_ops < 1:
+        return []
+    if schedule in ("linear", "torn", "exhaustive"):
+        return list(range(1, n_ops + 1, max(1, stride)))
+    if schedule == "log":
+        points, i = [], 1
+        while i <= n_ops:
+            points.append(i)
+            i *= 2
+        if points[-1] != n_ops:
+            points.append(n_ops)
+        return points
+    raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+
+
+class Explorer:
+    """Cut runs of one scenario from the snapshots of its clean run."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        server: BlobServer,
+        *,
+        agent_factory: Callable[..., Agent] | None = None,
+    ) -> None:
+        if scenario.fault_plan.get("rules") or scenario.late_upload_at_request:
+            raise ValueError("the systematic explorers take scenarios without network faults")
+        self.scenario = dataclasses.replace(scenario, cuts=())
+        self.server = server
+        self.agent_factory = agent_factory
+        self.chip = W25Q128(seed=scenario.chip_seed, timing=scenario.timing)
+        self.clean: CleanRun | None = None
+
+    async def prepare(self) -> CleanRun:
+        """The clean run (once): the operation count and the snapshots."""
+        if self.clean is None:
+            self.clean = await record_clean(
+                self.scenario, self.server, self.chip, self.agent_factory
+            )
+        return self.clean
+
+    async def cut_run(
+        self, index: int, fraction: float = 1.0, second: int | None = None
+    ) -> tuple[Scenario, ScenarioResult]:
+        """Cut during op ``index`` at ``fraction``, optionally again ``second`` ops into
+        the next boot, run to the end; returns the replayable scenario and the record."""
+        clean = await self.prepare()
+        op = clean.ops[index - 1]
+        chip = self.chip
+        chip.restore(op.snapshot)
+        chip.exchange(_WREN)
+        chip.schedule_cut(after_ops=1, fraction=fraction)
+        chip.exchange(op.command)
+        chip.clock.advance(SETTLE_S)
+        if chip.powered:
+            raise RuntimeError(f"op #{index} ({op.kind}) did not latch when replayed")
+        cuts = [Cut(after_ops=index, fraction=fraction)]
+        if second is not None:
+            cuts.append(Cut(after_ops=second, boot=2))
+        scenario = dataclasses.replace(self.scenario, cuts=tuple(cuts))
+        start = StartState(
+            snapshot=op.snapshot,
+            target_image=op.target_image,
+            target_version=op.target_version,
+            installs=op.installs,
+            reports=clean.reports[: op.reports],
+            boot_marks=list(op.boot_marks),
+            requests=list(op.requests),
+            fast=second is None,
+        )
+        result = await run_scenario(
+            scenario,
+            agent_factory=self.agent_factory,
+            server=self.server,
+            start=start,
+            chip=chip,
+        )
+        return scenario, result
+
+    def points(
+        self, schedule: str, *, stride: int = 1, fractions: tuple[float, ...] = (0.5,)
+    ) -> Iterator[tuple[int, float, int | None]]:
+        """The (index, fraction, second cut) triples a schedule visits."""
+        assert self.clean is not None
+        n = len(self.clean.ops)
+        if schedule == "torn":
+            for i in cut_points("linear", n, stride=stride):
+                for f in fractions:
+                    yield i, f, None
+        elif schedule == "exhaustive":
+            for i in cut_points("linear", n, stride=stride):
+                for j in cut_points("linear", max(1, n - i), stride=stride):
+                    yield i, 1.0, j
+        else:
+            for i in cut_points(schedule, n, stride=stride):
+                yield i, 1.0, None
+
+    async def explore(
+        self,
+        schedule: str,
+        *,
+        stride: int = 1,
+        fractions: tuple[float, ...] = (0.5,),
+        budget_s: float | None = None,
+        max_runs: int | None = None,
+        stop_at_first: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Exploration:
+        """Run the schedule's cut runs and check every invariant after each."""
+        clean = await self.prepare()
+        found = Exploration(schedule, len(clean.ops))
+        base = check_all(clean.result)
+        if base:
+            found.findings.append(Finding(self.scenario, tuple(base)))
+            if stop_at_first:
+                return found
+        todo = list(self.points(schedule, stride=stride, fractions=fractions))
+        if max_runs is not None:
+            todo = todo[:max_runs]
+        started = time.perf_counter()
+        for n, (i, f, j) in enumerate(todo, 1):
+            if budget_s is not None and time.perf_counter() - started > budget_s:
+                break
+            scenario, result = await self.cut_run(i, f, j)
+            found.runs += 1
+            violations = check_all(result)
+            if violations:
+                found.findings.append(Finding(scenario, tuple(violations)))
+                if stop_at_first:
+                    break
+            if progress is not None:
+                progress(n, len(todo))
+        found.wall_s = time.perf_counter() - started
+        return found

@@ -1,0 +1,105 @@
+"""pyftdi's ``SpiPort`` interface onto the simulated W25Q128JV (the seam in :mod:`agent.spi`).
+
+``start``/``stop`` drive /CS (``chip.select()`` / ``chip.deselect()``). A half-duplex
+``exchange`` sends ``out`` and then clocks ``readlen`` more bytes with MOSI held high
+(0xFF: the FT232H's MPSSE read-only command leaves the data line at its idle level,
+and 0xFF is the value a flash ignores: programming it changes nothing); it returns
+those ``readlen`` bytes only. ``duplex=True`` returns what the chip sent during
+``out``. Every exchange advances the chip's virtual clock by ``8 * bytes / frequency``
+before the chip sees the bytes, so BUSY and cuts are judged at the end of the transfer.
+"""
+
+from dataclasses import dataclass
+
+from sim.chip.w25q128 import W25Q128
+from sim.ports.wrapper import ExchangePort
+
+_ADDRESSED = frozenset((0x02, 0x03, 0x0B, 0x20, 0x36, 0x39, 0x3D, 0x42, 0x44, 0x48, 0x52, 0x5A))
+_ADDRESSED |= frozenset((0x90, 0xD8))
+_FILL = b"\xff" * 65536
+
+
+@dataclass(frozen=True)
+class SpiTransaction:
+    """One /CS-framed transaction: when it started, opcode, 24-bit address, bytes each way."""
+
+    time_s: float
+    opcode: int | None
+    address: int | None
+    out_len: int
+    in_len: int
+
+
+class SimSpiPort(ExchangePort):
+    """An SPI port (pyftdi ``SpiPort`` interface) wired to a :class:`W25Q128`."""
+
+    def __init__(self, chip: W25Q128, *, frequency: float = 30e6, log: bool = False) -> None:
+        if not isinstance(chip, W25Q128):
+            raise TypeError(f"chip must be a W25Q128, got {type(chip).__name__}")
+        self.chip = chip
+        self._frequency = 0.0
+        self.set_frequency(frequency)
+        self.log: list[SpiTransaction] | None = [] if log else None
+        self._open: list | None = None  # [time, head bytes, out_len, in_len] while /CS is low
+
+    @property
+    def frequency(self) -> float:
+        """The SCK frequency in Hz."""
+        return self._frequency
+
+    def set_frequency(self, frequency: float) -> None:
+        """Set SCK; refuses zero, negative or non-numeric values."""
+        if isinstance(frequency, bool) or not isinstance(frequency, int | float) or frequency <= 0:
+            raise ValueError(f"frequency must be a positive number of Hz, got {frequency!r}")
+        self._frequency = float(frequency)
+        self._s_per_byte = 8.0 / self._frequency
+
+    def exchange(
+        self,
+        out: bytes | bytearray = b"",
+        readlen: int = 0,
+        start: bool = True,
+        stop: bool = True,
+        duplex: bool = False,
+        droptail: int = 0,
+    ) -> bytes:
+        """Send ``out`` then read ``readlen`` bytes (or, duplex, read while sending)."""
+        if readlen < 0 or droptail < 0:
+            raise ValueError(f"readlen and droptail must be >= 0, got {readlen}, {droptail}")
+        if droptail:
+            raise ValueError("droptail (partial last byte) is not supported: /CS rises on bytes")
+        if duplex:
+            data = out
+        elif readlen:
+            fill = _FILL[:readlen] if readlen <= len(_FILL) else b"\xff" * readlen
+            data = out + fill if out else fill
+        else:
+            data = out
+        chip = self.chip
+        if self.log is not None and start:
+            self._open = [chip.clock.monotonic(), bytearray(), 0, 0]
+        chip.clock.advance(len(data) * self._s_per_byte)
+        got = chip.exchange(data, start, stop)
+        if self.log is not None:
+            self._record(data, len(out), len(out) if duplex else readlen, stop)
+        if duplex or not out:
+            return got
+        return got[len(out) :]
+
+    def _record(self, data: bytes | bytearray, out_len: int, in_len: int, stop: bool) -> None:
+        entry = self._open
+        if entry is None:
+            return
+        head: bytearray = entry[1]
+        if len(head) < 4:
+            head += data[: 4 - len(head)]
+        entry[2] += out_len
+        entry[3] += in_len
+        if stop:
+            self._open = None
+            opcode = head[0] if head else None
+            address = None
+            if opcode in _ADDRESSED and len(head) >= 4:
+                address = head[1] << 16 | head[2] << 8 | head[3]
+            assert self.log is not None
+            self.log.append(SpiTransaction(entry[0], opcode, address, entry[2], entry[3]))
