@@ -33,7 +33,6 @@ from typing import Any
 import aiohttp
 
 from agent.clock import Clock
-from agent.cloud import Twin, merge_patch
 from agent.download import Downloader, DownloadError, DownloadPolicy, DownloadStats
 from agent.errors import PowerLoss
 from agent.instruction import Instruction, InvalidInstruction, parse_instruction
@@ -49,6 +48,7 @@ from agent.staging import (
 )
 from agent.storage import Flash, Geometry, Storage, StorageError
 from agent.target import McuTarget
+from agent.twin import Twin, merge_patch
 
 log = logging.getLogger(__name__)
 

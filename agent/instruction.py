@@ -106,7 +106,7 @@ def parse_instruction(
     ``/{container}/{blob}`` path, and a SAS that is not a query string with a ``sig``.
 
     A patch carries only what changed: an agent that wants to accept a partial update
-    merges it into its last desired section (:func:`agent.cloud.merge_patch`) and parses
+    merges it into its last desired section (:func:`agent.twin.merge_patch`) and parses
     the result. Unknown keys inside ``extFwInfo`` are ignored with a warning.
     """
     if max_size is not None and (

@@ -11,7 +11,7 @@ import statistics
 
 import pytest
 
-from agent.cloud import AzureConnectionConfig
+from agent.azure import AzureConnectionConfig
 from agent.instruction import FIELDS
 from agent.record import State, load_record
 from agent.staging import RECORD_PATH, STAGED_PATH

@@ -8,8 +8,8 @@ import hashlib
 
 import pytest
 
-from agent.cloud import Twin, TwinError
 from agent.instruction import parse_instruction
+from agent.twin import Twin, TwinError
 from sim.cloud.twin import InProcessTwin, ota_desired_patch, publish_ota
 
 pytestmark = pytest.mark.sim
@@ -33,7 +33,7 @@ async def connected(twin: InProcessTwin) -> list[dict]:
 
 
 def test_in_process_twin_satisfies_the_twin_protocol() -> None:
-    """The agent depends on agent.cloud.Twin only; the simulation must fit it."""
+    """The agent depends on agent.twin.Twin only; the simulation must fit it."""
     assert isinstance(InProcessTwin(), Twin)
 
 

@@ -16,15 +16,9 @@ from azure.iot.device.provisioning.models.registration_result import (
     RegistrationState,
 )
 
-from agent.cloud import (
-    AzureConnectionConfig,
-    AzureIoTTwin,
-    Twin,
-    TwinError,
-    create_client,
-    merge_patch,
-)
+from agent.azure import AzureConnectionConfig, AzureIoTTwin, create_client
 from agent.report import ErrorText, Report, Status, percent, to_reported
+from agent.twin import Twin, TwinError, merge_patch
 
 pytestmark = pytest.mark.sim
 
@@ -468,7 +462,7 @@ def make_twin(client: FakeClient) -> tuple[AzureIoTTwin, list[AzureConnectionCon
 
 
 async def test_adapter_satisfies_the_twin_protocol() -> None:
-    """The agent depends on agent.cloud.Twin only."""
+    """The agent depends on agent.twin.Twin only."""
     twin, _ = make_twin(FakeClient(TWIN))
     assert isinstance(twin, Twin)
 

@@ -1,91 +1,26 @@
-"""The cloud seam: the device twin, desired properties in and reported properties out.
+"""The twin seam over Azure IoT Hub: :class:`AzureIoTTwin` on azure-iot-device.
 
-:class:`Twin` is what the agent needs from IoT Hub. :class:`sim.cloud.twin.InProcessTwin`
-implements it for simulation; :class:`AzureIoTTwin` implements it over azure-iot-device's
-asyncio ``IoTHubDeviceClient`` (MQTT over TLS; IoT Hub "Understand and use device twins",
-device twin topics ``$iothub/twin/...``). Everything here logs through
-:func:`agent.redact.redact`: keys and SAS signatures never reach a log.
+It implements :class:`agent.twin.Twin` over the asyncio ``IoTHubDeviceClient`` (MQTT over
+TLS; IoT Hub "Understand and use device twins", device twin topics ``$iothub/twin/...``),
+connected with a connection string or provisioned through DPS. Everything here logs
+through :func:`agent.redact.redact`: keys and SAS signatures never reach a log.
 """
 
 import asyncio
 import base64
 import binascii
-import copy
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from agent.redact import redact
+from agent.twin import PatchHandler, TwinError
 
 log = logging.getLogger(__name__)
 
-PatchHandler = Callable[[dict[str, Any]], None]
-"""Called on the agent's event loop with each desired patch (root object with ``$version``)."""
-
 DEFAULT_PROVISIONING_HOST = "global.azure-devices-provisioning.net"
-
-
-class TwinError(Exception):
-    """The twin could not be reached or refused the operation (disconnected, auth, timeout).
-
-    The agent treats it as "try again later", never as a reason to stop.
-    """
-
-
-@runtime_checkable
-class Twin(Protocol):
-    """A device twin as the agent sees it.
-
-    Contract: ``on_desired_patch`` may be called before ``connect``; after ``connect``,
-    ``get_desired`` returns the whole desired section (with ``$version``) and patches arrive
-    at the handler in ``$version`` order, on the agent's event loop. After a reconnect the
-    whole desired section may be delivered again as a patch (the Azure Sphere SDK of the
-    original always does; azure-iot-device does when ``$version`` moved): the handler
-    must treat a repeat of the same instruction as a continuation, not a new job.
-    """
-
-    async def connect(self) -> None:
-        """Open the connection; raises :class:`TwinError` when the cloud is unreachable."""
-        ...
-
-    async def get_desired(self) -> dict[str, Any]:
-        """The whole desired section, ``{"extFwInfo": {...}, "$version": n}``."""
-        ...
-
-    def on_desired_patch(self, handler: PatchHandler) -> None:
-        """Register the one handler for desired patches (replaces any earlier one)."""
-        ...
-
-    async def report(self, patch: dict[str, Any]) -> None:
-        """Send a reported-properties patch (JSON merge patch: ``None`` deletes a key)."""
-        ...
-
-    async def close(self) -> None:
-        """Disconnect and release the connection; safe to call twice."""
-        ...
-
-
-def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """Apply ``patch`` to ``target`` as a JSON merge patch (RFC 7386) and return the result.
-
-    IoT Hub merges desired and reported patches this way: objects merge key by key,
-    ``null`` deletes, anything else replaces. Neither argument is modified.
-    """
-    result = copy.deepcopy(dict(target))
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        elif isinstance(value, Mapping):
-            base = result.get(key)
-            result[key] = merge_patch(base if isinstance(base, Mapping) else {}, value)
-        else:
-            result[key] = copy.deepcopy(value)
-    return result
-
-
-# --- Azure IoT Hub ---------------------------------------------------------------------
 
 
 def _parse_connection_string(text: str) -> dict[str, str]:
