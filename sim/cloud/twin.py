@@ -1,6 +1,6 @@
 """An in-process device twin for simulation, and the operator's side of it.
 
-:class:`InProcessTwin` implements :class:`agent.cloud.Twin` the way IoT Hub behaves
+:class:`InProcessTwin` implements :class:`agent.twin.Twin` the way IoT Hub behaves
 ("Understand and use device twins"): desired and reported sections merge patches (JSON
 merge patch, RFC 7386; ``None`` deletes), desired ``$version`` grows by one per change,
 the device gets the whole desired section on request and each change as a patch while
@@ -15,14 +15,14 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from agent.cloud import PatchHandler, TwinError, merge_patch
+from agent.twin import PatchHandler, TwinError, merge_patch
 
 log = logging.getLogger(__name__)
 
 
 class InProcessTwin:
     """One device's twin, with the cloud side (``set_desired``, ``patch_desired``,
-    ``reported``) and the device side (the :class:`agent.cloud.Twin` methods).
+    ``reported``) and the device side (the :class:`agent.twin.Twin` methods).
 
     Patches reach the handler through the event loop (``call_soon``), in ``$version``
     order, never re-entrantly from the operator's call. A handler that raises does not
@@ -45,7 +45,7 @@ class InProcessTwin:
         self._epoch = 0  # bumped on every disconnect: patches in flight then are lost
         self._waiters: list[tuple[Callable[[dict[str, Any]], bool], asyncio.Future[None]]] = []
 
-    # --- the device side (agent.cloud.Twin) ---------------------------------------------
+    # --- the device side (agent.twin.Twin) ---------------------------------------------
 
     @property
     def connected(self) -> bool:

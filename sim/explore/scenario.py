@@ -819,7 +819,7 @@ def _read(storage: Storage, path: str) -> bytes | None:
 
 
 def _merge(doc: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    from agent.cloud import merge_patch
+    from agent.twin import merge_patch
 
     return merge_patch(doc, patch)
 

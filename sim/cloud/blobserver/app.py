@@ -608,14 +608,4 @@ class RedactingAccessLogger(AbstractAccessLogger):
             )
 
 
-def make_app(service: BlobService) -> web.Application:
-    """The aiohttp application: the ``/_faults`` control API, then every other path."""
-    from sim.cloud.blobserver.control import add_control_routes
-
-    app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
-    add_control_routes(app, service)
-    app.router.add_route("*", "/{tail:.*}", service.handle)
-    return app
-
-
-__all__ = ["BlobService", "RedactingAccessLogger", "Target", "make_app", "parse_target"]
+__all__ = ["BlobService", "RedactingAccessLogger", "Target", "parse_target"]

@@ -15,19 +15,17 @@ with ``{"error": "..."}`` naming what was wrong.
 """
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
+from sim.cloud.blobserver.app import BlobService
 from sim.cloud.faults.plan import FaultPlan, Rule
-
-if TYPE_CHECKING:
-    from sim.cloud.blobserver.app import BlobService
 
 PREFIX = "/_faults"
 
 
-def add_control_routes(app: web.Application, service: "BlobService") -> None:
+def add_control_routes(app: web.Application, service: BlobService) -> None:
     """Register the control routes (before the Blob API's catch-all route)."""
 
     async def get_plan(request: web.Request) -> web.Response:

@@ -21,7 +21,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
 from sim.cloud.blobserver.errors import BlobError
@@ -271,8 +271,3 @@ def check_shared_key(
     raise _auth_failed(
         "The MAC signature found in the HTTP request is not the same as any computed signature."
     )
-
-
-def utc_now_plus(seconds: float) -> datetime:
-    """Now plus ``seconds``, whole seconds, UTC (what SAS times carry)."""
-    return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=seconds)

@@ -8,7 +8,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from sim.cloud.blobserver.app import BlobService, RedactingAccessLogger, make_app
+from sim.cloud.blobserver.app import MAX_UPLOAD_BYTES, BlobService, RedactingAccessLogger
+from sim.cloud.blobserver.control import add_control_routes
 from sim.cloud.blobserver.errors import BlobError
 from sim.cloud.blobserver.events import Event
 from sim.cloud.blobserver.sas import make_service_sas
@@ -17,6 +18,14 @@ from sim.cloud.dev_account import DEV_ACCOUNT, DEV_KEY, connection_string
 from sim.cloud.faults.plan import FaultPlan, Rule
 
 SHUTDOWN_GRACE_S = 0.5  # handlers still running after this are cancelled
+
+
+def make_app(service: BlobService) -> web.Application:
+    """The aiohttp application: the ``/_faults`` control API, then every other path."""
+    app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
+    add_control_routes(app, service)
+    app.router.add_route("*", "/{tail:.*}", service.handle)
+    return app
 
 
 class BlobServer:
