@@ -27,7 +27,7 @@ from sim.cloud.faults import (
 )
 from sim.cloud.faults.plan import Rule
 from sim.device import applied, settled
-from tests.functional.agent_fixtures import (
+from tests.common.agent import (
     IMAGE_BYTES,
     make_image,
     rig,

@@ -14,7 +14,7 @@ import pytest
 
 from agent.record import State
 from sim.device import applied, reported_status
-from tests.functional.agent_fixtures import (
+from tests.common.agent import (
     CHECKPOINT_BYTES,
     IMAGE_BYTES,
     READ_CHUNK_BYTES,

@@ -15,7 +15,7 @@ from agent.staging import STAGED_PATH
 from sim.cloud.faults import Corrupt, Down, Status, Timeout
 from sim.cloud.faults.plan import Rule
 from sim.device import applied, settled
-from tests.functional.agent_fixtures import (
+from tests.common.agent import (
     IMAGE_BYTES,
     config,
     make_image,

@@ -16,7 +16,7 @@ from agent.storage import Geometry
 from sim.cloud.faults import Bandwidth, Corrupt
 from sim.cloud.faults.plan import Rule
 from sim.device import applied, reported_status, settled
-from tests.functional.agent_fixtures import (
+from tests.common.agent import (
     CHECKPOINT_BYTES,
     IMAGE_BYTES,
     config,

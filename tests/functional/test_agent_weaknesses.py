@@ -19,7 +19,7 @@ from sim.cloud.faults import BadContentRange, EtagChange, IgnoreRange, Status, T
 from sim.cloud.faults.plan import Rule
 from sim.cloud.twin import ota_desired_patch
 from sim.device import applied
-from tests.functional.agent_fixtures import (
+from tests.common.agent import (
     CHECKPOINT_BYTES,
     make_image,
     mounted,

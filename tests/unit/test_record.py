@@ -24,7 +24,7 @@ from agent.record import (
     save_record,
 )
 from agent.storage import Geometry
-from tests.unit.test_storage import Rig
+from tests.common.storage import Rig
 
 pytestmark = pytest.mark.sim
 

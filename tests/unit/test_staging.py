@@ -12,7 +12,7 @@ import pytest
 from agent.record import Job, Record, State
 from agent.staging import RECORD_PATH, STAGED_PATH, ImageStaging, Journal
 from agent.storage import Geometry, Storage
-from tests.unit.test_storage import Rig
+from tests.common.storage import Rig
 
 pytestmark = pytest.mark.sim
 

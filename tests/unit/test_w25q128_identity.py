@@ -3,7 +3,7 @@
 import pytest
 
 from sim.chip import sfdp
-from tests.unit.test_w25q128_support import Nor
+from tests.common.nor import Nor
 
 pytestmark = pytest.mark.sim
 

@@ -4,7 +4,7 @@
 import pytest
 
 from sim.chip.w25q128 import W25Q128
-from tests.unit.test_w25q128_support import Nor
+from tests.common.nor import Nor
 
 pytestmark = pytest.mark.sim
 

@@ -5,7 +5,7 @@ import pytest
 
 from agent.errors import PowerLoss
 from sim.chip.w25q128 import W25Q128, PowerCutPlan
-from tests.unit.test_w25q128_support import Nor
+from tests.common.nor import Nor
 
 pytestmark = pytest.mark.sim
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.unit.test_w25q128_support import Nor
+from tests.common.nor import Nor
 
 pytestmark = pytest.mark.sim
 

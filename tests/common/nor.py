@@ -1,15 +1,11 @@
-"""Shared helpers for the W25Q128JV conformance tests: a tiny driver over SimSpiPort.
+"""A tiny opcode-level driver over SimSpiPort for the W25Q128JV conformance tests.
 
 Tests talk to the chip the way a flash driver does (opcodes through the SPI port);
 ``chip.array`` is used only as a backdoor to check or preset contents.
 """
 
-import pytest
-
 from sim.chip.w25q128 import W25Q128
 from sim.ports.model import SimSpiPort
-
-pytestmark = pytest.mark.sim
 
 
 class Nor:
