@@ -18,28 +18,12 @@ from itertools import pairwise
 
 from agent.clock import Clock
 from agent.spi import SpiPort
+from agent.w25q128jv import BLOCK_32K, BLOCK_64K, PAGE, SECTOR, SIZE, SR1, Op
 
-# Instructions, W25Q128JV datasheet section 8.1 (single SPI, 24-bit addresses).
-WRITE_ENABLE = 0x06
-WRITE_DISABLE = 0x04
-READ_SR1, READ_SR2, READ_SR3 = 0x05, 0x35, 0x15
-READ_DATA = 0x03  # up to 50 MHz (datasheet 9.6, fR)
-FAST_READ = 0x0B  # 8 dummy clocks, up to 133 MHz
-PAGE_PROGRAM = 0x02
-SECTOR_ERASE = 0x20  # 4 KiB
-BLOCK_ERASE_32K = 0x52
-BLOCK_ERASE_64K = 0xD8
-CHIP_ERASE = 0xC7
-JEDEC_ID = 0x9F
-UNIQUE_ID = 0x4B  # 4 dummy bytes, then 64 bits
-READ_SFDP = 0x5A  # 24-bit address, 8 dummy clocks (JESD216)
-
-SR1_BUSY = 0x01
-SR1_WEL = 0x02
 READ_DATA_MAX_HZ = 50e6  # datasheet 9.6: fR, clock for 03h
 PAYLOAD_MAX = 0xFF00  # pyftdi SpiController.PAYLOAD_MAX_LENGTH, each direction
 SFDP_SIGNATURE = b"SFDP"  # JESD216 6.2.1
-_RDSR1, _WREN = bytes([READ_SR1]), bytes([WRITE_ENABLE])
+_RDSR1, _WREN = bytes([Op.READ_STATUS1]), bytes([Op.WRITE_ENABLE])
 
 
 def _power_of_two(value: int) -> bool:
@@ -57,10 +41,10 @@ class FlashPart:
     name: str
     jedec_id: bytes
     size: int
-    page_size: int = 256
-    sector_size: int = 4096
-    block32_size: int = 32 * 1024
-    block64_size: int = 64 * 1024
+    page_size: int = PAGE
+    sector_size: int = SECTOR
+    block32_size: int = BLOCK_32K
+    block64_size: int = BLOCK_64K
     t_pp_max_s: float = 3e-3  # tPP page program
     t_se_max_s: float = 0.400  # tSE 4 KiB sector erase
     t_be32_max_s: float = 1.6  # tBE1 32 KiB block erase
@@ -97,8 +81,8 @@ class FlashPart:
                 raise ValueError(f"FlashPart.t_{kind}_typ_s must not exceed t_{kind}_max_s")
 
 
-W25Q128JV_IQ = FlashPart("W25Q128JV-IQ/JQ", b"\xef\x40\x18", 16 * 1024 * 1024)
-W25Q128JV_IM = FlashPart("W25Q128JV-IM/JM", b"\xef\x70\x18", 16 * 1024 * 1024)
+W25Q128JV_IQ = FlashPart("W25Q128JV-IQ/JQ", b"\xef\x40\x18", SIZE)
+W25Q128JV_IM = FlashPart("W25Q128JV-IM/JM", b"\xef\x70\x18", SIZE)
 PARTS: Mapping[bytes, FlashPart] = {p.jedec_id: p for p in (W25Q128JV_IQ, W25Q128JV_IM)}
 
 
@@ -196,11 +180,11 @@ class SpiFlash:
 
     def jedec_id(self) -> bytes:
         """Manufacturer, memory type and capacity (9Fh, datasheet 8.2.29)."""
-        return bytes(self._port.exchange(bytes([JEDEC_ID]), 3))
+        return bytes(self._port.exchange(bytes([Op.JEDEC_ID]), 3))
 
     def unique_id(self) -> bytes:
         """The factory 64-bit unique ID (4Bh after 4 dummy bytes, datasheet 8.2.27)."""
-        return bytes(self._port.exchange(bytes([UNIQUE_ID, 0, 0, 0, 0]), 8))
+        return bytes(self._port.exchange(bytes([Op.UNIQUE_ID, 0, 0, 0, 0]), 8))
 
     def read_status(self) -> int:
         """Status Register-1: SRP SEC TB BP2 BP1 BP0 WEL BUSY (05h, datasheet 7.1)."""
@@ -208,11 +192,11 @@ class SpiFlash:
 
     def read_sr2(self) -> int:
         """Status Register-2: SUS CMP LB3 LB2 LB1 (R) QE SRL (35h)."""
-        return self._port.exchange(bytes([READ_SR2]), 1)[0]
+        return self._port.exchange(bytes([Op.READ_STATUS2]), 1)[0]
 
     def read_sr3(self) -> int:
         """Status Register-3: HOLD/RST DRV1 DRV0 (R) (R) WPS (R) (R) (15h)."""
-        return self._port.exchange(bytes([READ_SR3]), 1)[0]
+        return self._port.exchange(bytes([Op.READ_STATUS3]), 1)[0]
 
     def sfdp_density(self) -> int | None:
         """Array size in bytes from SFDP (5Ah), or None when the chip has no SFDP."""
@@ -226,7 +210,7 @@ class SpiFlash:
         return bits // 8
 
     def _read_sfdp(self, address: int, length: int) -> bytes:
-        out = bytes([READ_SFDP]) + address.to_bytes(3, "big") + b"\x00"
+        out = bytes([Op.READ_SFDP]) + address.to_bytes(3, "big") + b"\x00"
         return bytes(self._port.exchange(out, length))
 
     # Reading --------------------------------------------------------------------------
@@ -235,7 +219,7 @@ class SpiFlash:
         """Read ``length`` bytes from ``address`` (03h, or 0Bh above 50 MHz), in chunks."""
         self._check_range("read", address, length)
         fast = self._port.frequency > READ_DATA_MAX_HZ
-        opcode, dummy = (FAST_READ, b"\x00") if fast else (READ_DATA, b"")
+        opcode, dummy = (Op.FAST_READ, b"\x00") if fast else (Op.READ_DATA, b"")
         chunks = []
         end = address + length
         while address < end:
@@ -261,7 +245,9 @@ class SpiFlash:
             at = address + pos
             n = min(page - at % page, len(data) - pos)
             self._write_enable("page program", at)
-            self._port.exchange(bytes([PAGE_PROGRAM]) + at.to_bytes(3, "big") + data[pos : pos + n])
+            self._port.exchange(
+                bytes([Op.PAGE_PROGRAM]) + at.to_bytes(3, "big") + data[pos : pos + n]
+            )
             self._finish("page program", at, "tPP")
             pos += n
         if self._verify and data:
@@ -284,9 +270,9 @@ class SpiFlash:
                 )
         part = self.part
         units = (
-            (part.block64_size, BLOCK_ERASE_64K, "64 KiB block erase", "tBE2"),
-            (part.block32_size, BLOCK_ERASE_32K, "32 KiB block erase", "tBE1"),
-            (part.sector_size, SECTOR_ERASE, "sector erase", "tSE"),
+            (part.block64_size, Op.BLOCK64_ERASE, "64 KiB block erase", "tBE2"),
+            (part.block32_size, Op.BLOCK32_ERASE, "32 KiB block erase", "tBE1"),
+            (part.sector_size, Op.SECTOR_ERASE, "sector erase", "tSE"),
         )
         start, end = address, address + length
         while address < end:
@@ -304,7 +290,7 @@ class SpiFlash:
 
     def chip_erase(self) -> None:
         """Erase the whole array (C7h, datasheet 8.2.18); takes up to tCE."""
-        self._erase_unit(CHIP_ERASE, None, "chip erase", "tCE")
+        self._erase_unit(Op.CHIP_ERASE, None, "chip erase", "tCE")
         if self._verify:
             self._check_readback("erase", 0, b"\xff" * self.size)
 
@@ -326,7 +312,7 @@ class SpiFlash:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         start = self._clock.monotonic()
         status = self._poll(timeout_s, first_wait_s)
-        if status & SR1_BUSY:
+        if status & SR1.BUSY:
             elapsed = self._clock.monotonic() - start
             raise FlashTimeout(f"{self.part.name} still BUSY {_ms(elapsed)} after {what}")
         return status
@@ -339,7 +325,7 @@ class SpiFlash:
         start = clock.monotonic()
         while True:
             status = self._port.exchange(_RDSR1, 1)[0]
-            if not status & SR1_BUSY:
+            if not status & SR1.BUSY:
                 return status
             elapsed = clock.monotonic() - start
             if elapsed >= timeout_s:
@@ -352,13 +338,13 @@ class SpiFlash:
         typ, worst = self._times[param]
         start = self._clock.monotonic()
         status = self._poll(worst * self._margin, typ)
-        if status & SR1_BUSY:
+        if status & SR1.BUSY:
             elapsed = self._clock.monotonic() - start
             raise FlashTimeout(
                 f"{self.part.name} still BUSY {_ms(elapsed)} after {_what(op, address)} "
                 f"(datasheet max {param} {_ms(worst)})"
             )
-        if status & SR1_WEL:
+        if status & SR1.WEL:
             # A completed program/erase clears WEL (datasheet 7.1.2); a refused one never starts.
             detail = self._protection(status)
             what = _what(op, address)
@@ -367,7 +353,7 @@ class SpiFlash:
     def _write_enable(self, op: str, address: int | None) -> None:
         self._port.exchange(_WREN)
         status = self._port.exchange(_RDSR1, 1)[0]
-        if not status & SR1_WEL:
+        if not status & SR1.WEL:
             raise ProtectedError(
                 f"write enable (06h) did not latch before {_what(op, address)}; "
                 f"{self._protection(status)}"

@@ -30,6 +30,7 @@ import littlefs
 from littlefs import LittleFSError, lfs
 
 from agent.errors import PowerLoss
+from agent.w25q128jv import PAGE, SECTOR, SECTORS
 
 __all__ = [
     "AppendFile",
@@ -102,10 +103,10 @@ class Geometry:
     the interpreter rather than return an error.
     """
 
-    block_size: int = 4096
-    block_count: int = 4096
+    block_size: int = SECTOR
+    block_count: int = SECTORS
     read_size: int = 16
-    prog_size: int = 256
+    prog_size: int = PAGE
     cache_size: int = 256
     lookahead_size: int = 16
     block_cycles: int = 500

@@ -19,14 +19,14 @@ from typing import Any
 from agent.clock import Clock
 from agent.flash import W25Q128JV_IQ
 from agent.spi import SpiPort
+from agent.w25q128jv import PAGE, SECTOR, SR2
 
 from . import report
 from .port import open_bench
-from .raw import SR2_SUS, T_PP_S, T_SE_S, RawNor
+from .raw import T_PP_S, T_SE_S, RawNor
 from .rig import Rig
 from .tool import run_tool
 
-SECTOR, PAGE = 4096, 256
 UNCOMPARED = {"unique id"}  # factory-unique per chip (8.2.30)
 
 
@@ -139,12 +139,12 @@ def sequence(nor: RawNor, base: int) -> _Recorder:
     nor.suspend()
     nor.clock.sleep(50e-6)  # tSUS max 20 us
     r.see("SR1 suspended", nor.sr(1))
-    r.see("SR2 suspended", nor.sr(2) & SR2_SUS)
+    r.see("SR2 suspended", nor.sr(2) & SR2.SUS)
     r.see("03h other sector while suspended", nor.read(s0 + 16, 4))
     nor.program(s0 + 5 * PAGE, b"\x11\x22")
     r.wait("page program in suspend", *pp_t)
     r.see("02h other sector while suspended", nor.read(s0 + 5 * PAGE, 2))
-    r.see("SR2 still suspended", nor.sr(2) & SR2_SUS)
+    r.see("SR2 still suspended", nor.sr(2) & SR2.SUS)
     nor.resume()
     r.see("SR1 just after 7Ah", nor.sr(1))
     r.wait("sector erase, resumed", *erase_t)

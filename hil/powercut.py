@@ -15,27 +15,9 @@ from typing import Protocol
 from agent.clock import Clock
 from agent.errors import PowerLoss
 from agent.spi import SpiPort
+from agent.w25q128jv import ERASE_UNITS, STATE_CHANGING
 
-# W25Q128JV datasheet 8.1: instructions that start an internal program/erase cycle.
-NONVOLATILE_WRITES = frozenset(
-    {
-        0x02,  # page program
-        0x32,  # quad page program
-        0x20,  # sector erase 4 KiB
-        0x52,  # block erase 32 KiB
-        0xD8,  # block erase 64 KiB
-        0xC7,  # chip erase
-        0x60,  # chip erase
-        0x42,  # program security register
-        0x44,  # erase security register
-        0x01,  # write status register-1
-        0x31,  # write status register-2
-        0x11,  # write status register-3
-    }
-)
-
-
-SECTOR_ERASES = frozenset({0x20, 0x52, 0xD8})  # 4, 32, 64 KiB (datasheet 8.2.17-8.2.19)
+SECTOR_ERASES = frozenset(ERASE_UNITS)  # 4, 32 and 64 KiB erases: long enough to tear
 
 
 @dataclass(frozen=True)
@@ -49,7 +31,7 @@ class CutPlan:
 
     after_op: int
     delay_s: float = 0.0
-    opcodes: frozenset[int] = NONVOLATILE_WRITES
+    opcodes: frozenset[int] = STATE_CHANGING
 
     def __post_init__(self) -> None:
         if isinstance(self.after_op, bool) or not isinstance(self.after_op, int):
@@ -62,8 +44,8 @@ class CutPlan:
             raise ValueError(f"delay_s must be in [0, 300] s, got {self.delay_s}")
         if not isinstance(self.opcodes, frozenset) or not self.opcodes:
             raise ValueError(f"opcodes must be a non-empty frozenset, got {self.opcodes!r}")
-        if not self.opcodes <= NONVOLATILE_WRITES:
-            others = sorted(self.opcodes - NONVOLATILE_WRITES, key=repr)
+        if not self.opcodes <= STATE_CHANGING:
+            others = sorted(self.opcodes - STATE_CHANGING, key=repr)
             raise ValueError(f"opcodes must be program/erase instructions (8.1), not {others!r}")
 
 

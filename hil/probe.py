@@ -10,14 +10,13 @@ typical and maximum (section 9.6).
 from typing import Any
 
 from agent.flash import W25Q128JV_IQ
+from agent.w25q128jv import PAGE, SECTOR
 
 from . import report
 from .port import open_bench
 from .raw import T_PP_S, T_SE_S, RawNor
 from .rig import Rig
 from .tool import run_tool
-
-SECTOR, PAGE = 4096, 256
 
 
 def _sfdp(nor: RawNor) -> dict[str, Any]:

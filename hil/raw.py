@@ -12,18 +12,8 @@ from dataclasses import dataclass, field
 from agent.clock import Clock
 from agent.flash import W25Q128JV_IQ
 from agent.spi import SpiPort
+from agent.w25q128jv import READ_STATUS, SR1, WRITE_STATUS, Op
 
-WREN, WRDI, VWREN = 0x06, 0x04, 0x50
-RDSR1, RDSR2, RDSR3 = 0x05, 0x35, 0x15
-WRSR1, WRSR2, WRSR3 = 0x01, 0x31, 0x11
-READ, FAST_READ, PP = 0x03, 0x0B, 0x02
-SE, BE32, BE64 = 0x20, 0x52, 0xD8
-SUSPEND, RESUME = 0x75, 0x7A
-JEDEC, MFR_DEV, RELEASE_PD, UNIQUE, SFDP = 0x9F, 0x90, 0xAB, 0x4B, 0x5A
-SEC_ERASE, SEC_PROGRAM, SEC_READ = 0x44, 0x42, 0x48
-RESET_ENABLE, RESET = 0x66, 0x99
-BUSY, WEL = 0x01, 0x02
-SR2_SUS = 0x80
 POLL_S = 20e-6  # first gap between status reads: well below tPP typical (0.4 ms)
 POLL_MAX_S = 1e-3  # longest gap: 2% of tSE typical (45 ms)
 
@@ -60,71 +50,75 @@ class RawNor:
 
     # identity (datasheet 8.2.27-8.2.31)
     def jedec_id(self) -> bytes:
-        return self.frame(bytes((JEDEC,)), 3, "jedec id")
+        return self.frame(bytes((Op.JEDEC_ID,)), 3, "jedec id")
 
     def manufacturer_device_id(self) -> bytes:
-        return self.frame(bytes((MFR_DEV, 0, 0, 0)), 2, "manufacturer/device id")
+        return self.frame(bytes((Op.MANUFACTURER_DEVICE_ID, 0, 0, 0)), 2, "manufacturer/device id")
 
     def release_power_down_id(self) -> int:
-        return self.frame(bytes((RELEASE_PD, 0, 0, 0)), 1, "release power-down / id")[0]
+        return self.frame(bytes((Op.RELEASE_POWER_DOWN, 0, 0, 0)), 1, "release power-down / id")[0]
 
     def unique_id(self) -> bytes:
-        return self.frame(bytes((UNIQUE, 0, 0, 0, 0)), 8, "unique id")
+        return self.frame(bytes((Op.UNIQUE_ID, 0, 0, 0, 0)), 8, "unique id")
 
     def sfdp(self, address: int, length: int) -> bytes:
-        return self.frame(bytes((SFDP, *_addr(address), 0)), length, "sfdp")
+        return self.frame(bytes((Op.READ_SFDP, *_addr(address), 0)), length, "sfdp")
 
     # status (8.2.4-8.2.6)
     def sr(self, n: int = 1) -> int:
-        opcode = {1: RDSR1, 2: RDSR2, 3: RDSR3}[n]
-        return self.frame(bytes((opcode,)), 1, f"sr{n}")[0]
+        return self.frame(bytes((READ_STATUS[n - 1],)), 1, f"sr{n}")[0]
 
     def write_sr(self, n: int, value: int, *, volatile: bool = False) -> None:
-        self.frame(bytes((VWREN if volatile else WREN,)), 0, "wren")
-        self.frame(bytes(({1: WRSR1, 2: WRSR2, 3: WRSR3}[n], value)), 0, f"write sr{n}")
+        enable = Op.VOLATILE_SR_WRITE_ENABLE if volatile else Op.WRITE_ENABLE
+        self.frame(bytes((enable,)), 0, "wren")
+        self.frame(bytes((WRITE_STATUS[n - 1], value)), 0, f"write sr{n}")
 
     def wren(self) -> None:
-        self.frame(bytes((WREN,)), 0, "wren")
+        self.frame(bytes((Op.WRITE_ENABLE,)), 0, "wren")
 
     def wrdi(self) -> None:
-        self.frame(bytes((WRDI,)), 0, "wrdi")
+        self.frame(bytes((Op.WRITE_DISABLE,)), 0, "wrdi")
 
     # data (8.2.7, 8.2.13, 8.2.17-8.2.19)
     def read(self, address: int, length: int) -> bytes:
-        return self.frame(bytes((READ, *_addr(address))), length, "read")
+        return self.frame(bytes((Op.READ_DATA, *_addr(address))), length, "read")
 
     def program(self, address: int, data: bytes, *, wren: bool = True) -> None:
         if wren:
             self.wren()
-        self.frame(bytes((PP, *_addr(address))) + bytes(data), 0, "page program")
+        self.frame(bytes((Op.PAGE_PROGRAM, *_addr(address))) + bytes(data), 0, "page program")
 
-    def erase(self, address: int, opcode: int = SE, *, wren: bool = True) -> None:
+    def erase(self, address: int, opcode: int = Op.SECTOR_ERASE, *, wren: bool = True) -> None:
         if wren:
             self.wren()
         self.frame(bytes((opcode, *_addr(address))), 0, f"erase {opcode:02X}")
 
     def suspend(self) -> None:
-        self.frame(bytes((SUSPEND,)), 0, "suspend")
+        self.frame(bytes((Op.SUSPEND,)), 0, "suspend")
 
     def resume(self) -> None:
-        self.frame(bytes((RESUME,)), 0, "resume")
+        self.frame(bytes((Op.RESUME,)), 0, "resume")
 
     def reset(self) -> None:
-        self.frame(bytes((RESET_ENABLE,)), 0, "reset enable")
-        self.frame(bytes((RESET,)), 0, "reset")
+        self.frame(bytes((Op.ENABLE_RESET,)), 0, "reset enable")
+        self.frame(bytes((Op.RESET_DEVICE,)), 0, "reset")
         self.clock.sleep(30e-6)  # tRST (datasheet 8.2.44)
 
     # security registers 1-3 at 0x1000, 0x2000, 0x3000 (8.2.32-8.2.34)
     def security_read(self, register: int, offset: int, length: int) -> bytes:
-        return self.frame(bytes((SEC_READ, *_addr(register << 12 | offset), 0)), length, "sec read")
+        return self.frame(
+            bytes((Op.READ_SECURITY, *_addr(register << 12 | offset), 0)), length, "sec read"
+        )
 
     def security_program(self, register: int, offset: int, data: bytes) -> None:
         self.wren()
-        self.frame(bytes((SEC_PROGRAM, *_addr(register << 12 | offset))) + data, 0, "sec program")
+        self.frame(
+            bytes((Op.PROGRAM_SECURITY, *_addr(register << 12 | offset))) + data, 0, "sec program"
+        )
 
     def security_erase(self, register: int) -> None:
         self.wren()
-        self.frame(bytes((SEC_ERASE, *_addr(register << 12))), 0, "sec erase")
+        self.frame(bytes((Op.ERASE_SECURITY, *_addr(register << 12))), 0, "sec erase")
 
     def wait_idle(self, timeout_s: float, poll_s: float = POLL_S) -> tuple[float, int]:
         """Poll SR1 until BUSY clears; return (seconds waited, status reads)."""
@@ -132,7 +126,7 @@ class RawNor:
         polls = 0
         while True:
             polls += 1
-            if not self.sr(1) & BUSY:
+            if not self.sr(1) & SR1.BUSY:
                 return self.clock.monotonic() - start, polls
             if self.clock.monotonic() - start > timeout_s:
                 raise Timeout(f"BUSY after {timeout_s * 1e3:.1f} ms ({polls} status reads)")

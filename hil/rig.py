@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.w25q128jv import SECTOR, SIZE
+
 CAPABILITIES = frozenset({"power_cut", "write_protect"})
-FLASH_SIZE = 16 * 1024 * 1024  # W25Q128JV, datasheet section 6
-_DEFAULT_TEST_REGION = (FLASH_SIZE - 1024 * 1024, FLASH_SIZE)  # the top 1 MiB
-SECTOR = 4096  # smallest erase unit (20h), datasheet 8.2.17
+_DEFAULT_TEST_REGION = (SIZE - 1024 * 1024, SIZE)  # the top 1 MiB
 FT232H_MAX_SCK_HZ = 30_000_000  # 60 MHz master clock / 2 (FT232H datasheet 4.4)
 TIMINGS = ("typical", "max", "random")  # sim.chip.timing.MODES
 
@@ -111,10 +111,10 @@ class Rig:
         if "write_protect" in self.capabilities and self.wp is None:
             raise bad("[capabilities] write_protect", "needs [gpio] wp (the WP# line)")
         start, end = self.test_region
-        if not (0 <= start < end <= FLASH_SIZE and start % SECTOR == 0 and end % SECTOR == 0):
+        if not (0 <= start < end <= SIZE and start % SECTOR == 0 and end % SECTOR == 0):
             raise bad(
                 "[flash] test_region",
-                f"[0x{start:X}, 0x{end:X}] must be 4 KiB-aligned, start < end <= 0x{FLASH_SIZE:X}",
+                f"[0x{start:X}, 0x{end:X}] must be 4 KiB-aligned, start < end <= 0x{SIZE:X}",
             )
         if self.timing not in TIMINGS:
             raise bad("[virtual] timing", f"{self.timing!r} is not one of {TIMINGS}")

@@ -6,11 +6,7 @@ array (1/64 .. 1/2, or all), TB puts it at the bottom instead of the top, SEC
 shrinks it to 4..32 KiB sectors, CMP=1 protects the complement instead.
 """
 
-SIZE = 16 * 1024 * 1024
-SECTOR = 4096
-
-SR1_SRP, SR1_SEC, SR1_TB = 0x80, 0x40, 0x20
-SR2_CMP, SR2_SRL = 0x40, 0x01
+from agent.w25q128jv import SECTOR, SIZE, SR1, SR2
 
 
 def protected_range(sr1: int, sr2: int, size: int = SIZE) -> tuple[int, int]:
@@ -22,17 +18,17 @@ def protected_range(sr1: int, sr2: int, size: int = SIZE) -> tuple[int, int]:
     way, the datasheet leaves it out). ``(0, 0)`` means nothing is protected.
     """
     bp = (sr1 >> 2) & 0x7
-    top = not sr1 & SR1_TB
+    top = not sr1 & SR1.TB
     if bp == 0:
         length = 0
     elif bp == 7:
         length = size
-    elif sr1 & SR1_SEC:
+    elif sr1 & SR1.SEC:
         length = min(SECTOR << (bp - 1), 8 * SECTOR)
     else:
         length = size >> (7 - bp)  # BP=1: 1/64 (256 KiB) .. BP=6: 1/2
     start, end = (size - length, size) if top else (0, length)
-    if not sr2 & SR2_CMP:
+    if not sr2 & SR2.CMP:
         return (start, end) if length else (0, 0)
     if length == 0:
         return (0, size)
@@ -48,6 +44,6 @@ def status_locked(sr1: int, sr2: int, wp_high: bool, wp_enabled: bool) -> bool:
     SRP=1 with /WP driven low: hardware protected. ``wp_enabled`` is False when QE=1
     turns /WP into IO2, which removes hardware protection (datasheet 4.3).
     """
-    if sr2 & SR2_SRL:
+    if sr2 & SR2.SRL:
         return True
-    return bool(sr1 & SR1_SRP) and wp_enabled and not wp_high
+    return bool(sr1 & SR1.SRP) and wp_enabled and not wp_high

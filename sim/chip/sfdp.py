@@ -20,6 +20,7 @@ import math
 import struct
 from dataclasses import dataclass
 
+from agent.w25q128jv import Op
 from sim.chip.timing import DATASHEET, Timing
 
 SFDP_SIZE = 256
@@ -59,13 +60,14 @@ def build(timing: Timing = DATASHEET) -> bytes:
     t = timing
     dw = [0] * BFPT_DWORDS
     # DWORD 1: 4 KiB erase everywhere (01b), write granularity >= 64 bytes, 20h, 3-byte only.
-    dw[0] = 0xFF800000 | (0x20 << 8) | 0xE0 | 0x04 | 0x01
+    dw[0] = 0xFF800000 | (Op.SECTOR_ERASE << 8) | 0xE0 | 0x04 | 0x01
     dw[1] = 128 * 1024 * 1024 - 1  # DWORD 2: density in bits minus one
     dw[2] = dw[3] = 0  # DWORDs 3-4: no 1-4-4 / 1-1-4 / 1-1-2 / 1-2-2 reads
     dw[4] = 0xFFFFFFEE  # DWORD 5: no 2-2-2, no 4-4-4
     dw[5] = dw[6] = 0x0000FFFF  # DWORDs 6-7: their (absent) parameters
-    dw[7] = struct.unpack("<I", bytes((12, 0x20, 15, 0x52)))[0]  # DWORD 8: 2^12/20h, 2^15/52h
-    dw[8] = struct.unpack("<I", bytes((16, 0xD8, 0, 0)))[0]  # DWORD 9: 2^16/D8h, none
+    erase_types = (12, Op.SECTOR_ERASE, 15, Op.BLOCK32_ERASE)  # DWORD 8: 2^12/20h, 2^15/52h
+    dw[7] = struct.unpack("<I", bytes(erase_types))[0]
+    dw[8] = struct.unpack("<I", bytes((16, Op.BLOCK64_ERASE, 0, 0)))[0]  # DWORD 9: 2^16/D8h
     erases = (t.sector_erase, t.block32_erase, t.block64_erase)
     value = _multiplier([(e.typical_s, e.max_s) for e in erases])
     for i, row in enumerate(erases):  # DWORD 10: typical erase times, 7 bits each
@@ -93,9 +95,15 @@ def build(timing: Timing = DATASHEET) -> bytes:
         | (sus_count | sus_unit << 5) << 13
         | (sus_count | sus_unit << 5) << 24
     )
-    dw[12] = 0x7A | 0x75 << 8 | 0x7A << 16 | 0x75 << 24  # DWORD 13: resume/suspend opcodes
+    dw[12] = Op.RESUME | Op.SUSPEND << 8 | Op.RESUME << 16 | Op.SUSPEND << 24  # DWORD 13
     res_count, res_unit = _encode_time(t.release_power_down.max_s, (128e-9, 1e-6, 8e-6, 64e-6), 5)
-    dw[13] = 0xB9 << 23 | 0xAB << 15 | (res_count | res_unit << 5) << 8 | 0x01 << 2 | 0x3
+    dw[13] = (  # DWORD 14: power-down enter/exit opcodes, exit latency, status polling
+        Op.POWER_DOWN << 23
+        | Op.RELEASE_POWER_DOWN << 15
+        | (res_count | res_unit << 5) << 8
+        | 0x01 << 2
+        | 0x3
+    )
     dw[14] = 0  # DWORD 15: no QE requirement modelled, no HOLD/RESET disable, no 0-4-4
     dw[15] = 0x08 | 0x80 | 0x10 << 8  # DWORD 16: 06h/50h status writes, 66h+99h reset
     header = SIGNATURE + bytes((0x06, 0x01, 0x00, 0xFF))

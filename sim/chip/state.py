@@ -10,7 +10,7 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 
-SECTORS = 4096
+from agent.w25q128jv import SECTORS
 
 
 @dataclass(frozen=True)

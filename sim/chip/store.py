@@ -12,12 +12,9 @@ import os
 from array import array
 from pathlib import Path
 
+from agent.w25q128jv import PAGE, SECTOR, SECTORS, SIZE
 from sim.chip.state import ChipSnapshot
 
-SIZE = 16 * 1024 * 1024
-SECTOR = 4096
-SECTORS = SIZE // SECTOR
-PAGE = 256
 ERASED_SECTOR = b"\xff" * SECTOR
 
 

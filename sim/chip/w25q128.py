@@ -59,6 +59,22 @@ if TYPE_CHECKING:
     import array as _array
 
 from agent.errors import PowerLoss
+from agent.w25q128jv import (
+    ALLOWED_WHILE_BUSY,
+    BLOCK_64K,
+    CHIP_ERASES,
+    ERASE_UNITS,
+    PAGE,
+    READ_STATUS,
+    SECTOR,
+    SECTORS,
+    SIZE,
+    SR1,
+    SR2,
+    SR3,
+    WRITE_STATUS,
+    Op,
+)
 from sim.chip import sfdp
 from sim.chip.protect import protected_range, status_locked
 from sim.chip.state import ChipCounters, ChipSnapshot, PowerCutPlan, bernoulli_mask
@@ -68,22 +84,28 @@ from sim.clock import VirtualClock
 
 __all__ = ["W25Q128", "ChipCounters", "ChipPowerLoss", "ChipSnapshot", "PowerCutPlan", "Timing"]
 
-SIZE = 16 * 1024 * 1024
-PAGE, SECTOR, BLOCK32, BLOCK64 = 256, 4096, 32 * 1024, 64 * 1024
-SECTORS = SIZE // SECTOR
 MASK = SIZE - 1
 INF = float("inf")
 _Bytes = bytes | bytearray | memoryview  # what a transfer or an exchange may carry
 _FF = b"\xff" * 65536
-WEL_BIT, BUSY_BIT, SUS_BIT, QE_BIT, WPS_BIT = 0x02, 0x01, 0x80, 0x02, 0x04
-LB_BITS, SRL_BIT = 0x38, 0x01
-WRITABLE = (0xFC, 0x40 | LB_BITS | QE_BIT | SRL_BIT, 0xE4)  # SR1, SR2, SR3 (7.1)
-ERASES = {0x20: (SECTOR, "sector_erase"), 0x52: (BLOCK32, "block32_erase")}
-ERASES[0xD8] = (BLOCK64, "block64_erase")
-SUSPENDABLE = frozenset(("page_program", "sector_erase", "block32_erase", "block64_erase"))
-ALLOWED_BUSY = frozenset((0x05, 0x35, 0x15, 0x75, 0x66, 0x99))
-REFUSED_SUSPENDED = frozenset(
-    (0x20, 0x52, 0xD8, 0xC7, 0x60, 0x44, 0x42, 0x01, 0x31, 0x11, 0xB9, 0x36, 0x39, 0x7E, 0x98)
+WEL_BIT, BUSY_BIT, SUS_BIT, QE_BIT, WPS_BIT = SR1.WEL, SR1.BUSY, SR2.SUS, SR2.QE, SR3.WPS
+LB_BITS, SRL_BIT = SR2.LB1 | SR2.LB2 | SR2.LB3, SR2.SRL
+WRITABLE = (  # what a status write may change in SR1, SR2, SR3 (7.1)
+    ~(SR1.BUSY | SR1.WEL) & 0xFF,
+    SR2.CMP | LB_BITS | QE_BIT | SRL_BIT,
+    SR3.HOLD_RST | SR3.DRV1 | SR3.DRV0 | SR3.WPS,
+)
+ERASES = {op: (size, Op(op).name.lower()) for op, size in ERASE_UNITS.items()}
+SUSPENDABLE = frozenset(("page_program", *(kind for _, kind in ERASES.values())))
+_RESET, _ENABLE_RESET, _RELEASE = (
+    Op.RESET_DEVICE.value,
+    Op.ENABLE_RESET.value,
+    Op.RELEASE_POWER_DOWN.value,
+)
+REFUSED_SUSPENDED = frozenset(  # erases, status writes, security program/erase, locks, power-down
+    {*ERASE_UNITS, *CHIP_ERASES, *WRITE_STATUS, Op.ERASE_SECURITY, Op.PROGRAM_SECURITY}
+    | {Op.POWER_DOWN, Op.INDIVIDUAL_BLOCK_LOCK, Op.INDIVIDUAL_BLOCK_UNLOCK}
+    | {Op.GLOBAL_BLOCK_LOCK, Op.GLOBAL_BLOCK_UNLOCK}
 )
 
 
@@ -256,8 +278,8 @@ class W25Q128:
             return out
         # one whole transaction: the hot path, kept flat
         opcode = data[0]
-        if opcode != 0x99:
-            self._reset_enabled = self._reset_enabled and opcode == 0x66
+        if opcode != _RESET:
+            self._reset_enabled = self._reset_enabled and opcode == _ENABLE_RESET
         cmd = self._commands.get(opcode)
         if cmd is None or self._op is not None or self._pd or self._suspended is not None:
             cmd = self._refuse(opcode, cmd)
@@ -505,8 +527,8 @@ class W25Q128:
 
     def _begin(self, opcode: int) -> None:
         """First byte of a transaction: pick the command, or ignore it (busy, power-down...)."""
-        if opcode != 0x99:
-            self._reset_enabled = self._reset_enabled and opcode == 0x66
+        if opcode != _RESET:
+            self._reset_enabled = self._reset_enabled and opcode == _ENABLE_RESET
         cmd = self._commands.get(opcode)
         if cmd is None or self._op is not None or self._pd or self._suspended is not None:
             cmd = self._refuse(opcode, cmd)
@@ -518,8 +540,8 @@ class W25Q128:
         """The command, or the ignored one: unknown, busy (8.2, BUSY), power-down, suspended."""
         if (
             cmd is None
-            or (self._op is not None and opcode not in ALLOWED_BUSY)
-            or (self._pd and opcode != 0xAB)
+            or (self._op is not None and opcode not in ALLOWED_WHILE_BUSY)
+            or (self._pd and opcode != _RELEASE)
             or (self._suspended is not None and opcode in REFUSED_SUSPENDED)
         ):
             return self._ignored
@@ -534,45 +556,46 @@ class W25Q128:
         fill = self._fill
         self._ignored = (fill, None, 1, "")
         c: dict[int, tuple] = {
-            0x03: (self._read_array, None, 4, "read"),
-            0x0B: (self._read_array, None, 5, "read"),  # 8 dummy clocks
-            0x9F: (self._const(lambda: self.jedec_id), None, 1, ""),
-            0x90: (self._read_mfr_dev, None, 4, ""),
-            0xAB: (
+            Op.READ_DATA: (self._read_array, None, 4, "read"),
+            Op.FAST_READ: (self._read_array, None, 5, "read"),  # 8 dummy clocks
+            Op.JEDEC_ID: (self._const(lambda: self.jedec_id), None, 1, ""),
+            Op.MANUFACTURER_DEVICE_ID: (self._read_mfr_dev, None, 4, ""),
+            Op.RELEASE_POWER_DOWN: (
                 self._const(lambda: _FF[:3] + bytes((self.device_id,)) * 64),
                 self._release,
                 1,
                 "",
             ),
-            0x4B: (self._const(lambda: self.unique_id), None, 5, ""),  # 4 dummy bytes
-            0x5A: (self._read_sfdp, None, 5, ""),
-            0x48: (self._read_security, None, 5, ""),
-            0x3D: (self._read_lock, None, 4, ""),
-            0x02: (self._collect, self._latch_program, 4, ""),
-            0x42: (self._collect, self._latch_security_program, 4, ""),
-            0xC7: (fill, self._latch_chip_erase, 1, ""),
-            0x60: (fill, self._latch_chip_erase, 1, ""),
-            0x44: (fill, self._latch_security_erase, 4, ""),
-            0x06: (fill, self._write_enable, 1, ""),
-            0x04: (fill, self._write_disable, 1, ""),
-            0x50: (fill, self._volatile_write_enable, 1, ""),
-            0x75: (fill, self._suspend, 1, ""),
-            0x7A: (fill, self._resume, 1, ""),
-            0xB9: (fill, self._power_down, 1, ""),
-            0x66: (fill, self._enable_reset, 1, ""),
-            0x99: (fill, self._reset, 1, ""),
-            0x36: (fill, self._block_locker(1), 4, ""),
-            0x39: (fill, self._block_locker(0), 4, ""),
-            0x7E: (fill, self._global_locker(1), 1, ""),
-            0x98: (fill, self._global_locker(0), 1, ""),
+            Op.UNIQUE_ID: (self._const(lambda: self.unique_id), None, 5, ""),  # 4 dummy bytes
+            Op.READ_SFDP: (self._read_sfdp, None, 5, ""),
+            Op.READ_SECURITY: (self._read_security, None, 5, ""),
+            Op.READ_BLOCK_LOCK: (self._read_lock, None, 4, ""),
+            Op.PAGE_PROGRAM: (self._collect, self._latch_program, 4, ""),
+            Op.PROGRAM_SECURITY: (self._collect, self._latch_security_program, 4, ""),
+            Op.ERASE_SECURITY: (fill, self._latch_security_erase, 4, ""),
+            Op.WRITE_ENABLE: (fill, self._write_enable, 1, ""),
+            Op.WRITE_DISABLE: (fill, self._write_disable, 1, ""),
+            Op.VOLATILE_SR_WRITE_ENABLE: (fill, self._volatile_write_enable, 1, ""),
+            Op.SUSPEND: (fill, self._suspend, 1, ""),
+            Op.RESUME: (fill, self._resume, 1, ""),
+            Op.POWER_DOWN: (fill, self._power_down, 1, ""),
+            Op.ENABLE_RESET: (fill, self._enable_reset, 1, ""),
+            Op.RESET_DEVICE: (fill, self._reset, 1, ""),
+            Op.INDIVIDUAL_BLOCK_LOCK: (fill, self._block_locker(1), 4, ""),
+            Op.INDIVIDUAL_BLOCK_UNLOCK: (fill, self._block_locker(0), 4, ""),
+            Op.GLOBAL_BLOCK_LOCK: (fill, self._global_locker(1), 1, ""),
+            Op.GLOBAL_BLOCK_UNLOCK: (fill, self._global_locker(0), 1, ""),
         }
-        for op, reg in ((0x05, 0), (0x35, 1), (0x15, 2)):
+        for op in CHIP_ERASES:
+            c[op] = (fill, self._latch_chip_erase, 1, "")
+        for reg, op in enumerate(READ_STATUS):
             c[op] = (self._status_reader(reg), None, 1, "")
-        for op, reg in ((0x01, 0), (0x31, 1), (0x11, 2)):
+        for reg, op in enumerate(WRITE_STATUS):
             c[op] = (self._collect, self._status_writer(reg), 1, "")
-        for op in ERASES:
-            c[op] = (fill, self._latch_erase, 4, "")
-        return c
+        for erase in ERASE_UNITS:
+            c[erase] = (fill, self._latch_erase, 4, "")
+        # plain ints: the hot path looks opcodes up by the byte on the wire
+        return {int(op): entry for op, entry in c.items()}
 
     # payload handlers: (bytes in, position in the payload) -> bytes out
 
@@ -816,11 +839,11 @@ class W25Q128:
             if not self._wel:
                 return
             a = self._addr()
-            block = a // BLOCK64
-            if block in (0, SIZE // BLOCK64 - 1):
+            block = a // BLOCK_64K
+            if block in (0, SIZE // BLOCK_64K - 1):
                 self._locks[a // SECTOR] = value
             else:
-                first = block * (BLOCK64 // SECTOR)
+                first = block * (BLOCK_64K // SECTOR)
                 self._locks[first : first + 16] = bytes((value,)) * 16
             self._wel = False
 

@@ -27,16 +27,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.engine import Agent
+from agent.w25q128jv import STATE_CHANGING, WRITE_STATUS, Op
 from sim.chip.w25q128 import W25Q128, ChipSnapshot
 from sim.cloud.blobserver import BlobServer
 from sim.explore.invariants import Violation, check_all
 from sim.explore.scenario import Cut, Scenario, ScenarioResult, StartState, run_scenario
 from sim.mcu import InstallRecord
+from sim.ports.aimed_cut import KINDS
 from sim.ports.wrapper import PortWrapper
 
 SCHEDULES = ("linear", "log", "exhaustive", "torn")
-STATE_CHANGING = frozenset((0x02, 0x20, 0x52, 0xD8, 0xC7, 0x60, 0x01, 0x31, 0x11))
-_WREN = b"\x06"
+_WREN = bytes([Op.WRITE_ENABLE])
 SETTLE_S = 10.0  # longer than any single operation's datasheet maximum but chip erase
 
 
@@ -56,8 +57,9 @@ class OpPoint:
 
     @property
     def kind(self) -> str:
-        return {0x02: "page_program", 0x20: "sector_erase", 0x52: "block32_erase"}.get(
-            self.command[0], "block64_erase" if self.command[0] == 0xD8 else "write_status"
+        opcode = self.command[0]
+        return KINDS.get(
+            opcode, "write_status" if opcode in WRITE_STATUS else Op(opcode).name.lower()
         )
 
 

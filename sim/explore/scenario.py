@@ -33,15 +33,17 @@ from agent.download import DownloadPolicy
 from agent.engine import Agent, AgentConfig
 from agent.errors import PowerLoss
 from agent.flash import SpiFlash
+from agent.staging import CURRENT_PATH
 from agent.storage import Storage, StorageError
+from agent.w25q128jv import STATE_CHANGING, Op
 from sim.chip.w25q128 import W25Q128, ChipSnapshot
 from sim.clock import VirtualClock
 from sim.cloud.blobserver import BlobServer
 from sim.cloud.faults.plan import FaultPlan
 from sim.cloud.twin import InProcessTwin, publish_ota
-from sim.device import SimDevice, reported_status
+from sim.device import SIM_SPI_HZ, SimDevice, reported_status
 from sim.mcu import InstallRecord, SimMcuTarget
-from sim.ports.aimed_cut import OPCODES, OpCut, OpCutPort
+from sim.ports.aimed_cut import KINDS, OPCODES, OpCut, OpCutPort
 from sim.ports.memory import MemoryFlash
 from sim.ports.model import SimSpiPort, SpiTransaction
 from sim.ports.wrapper import PortWrapper
@@ -52,9 +54,7 @@ ANCHORS = ("boot", "newer")
 BASE_VERSION = 1
 SETTINGS_PATH = "config/settings.json"
 SETTINGS = b'{"sampling_s": 30, "site": "bench-7", "note": "kept across every OTA"}\n'
-CURRENT_PATH = "ota/current.bin"
 WALL_LIMIT_S = 120.0  # a run that takes longer than this in real time has hung
-SIM_SPI_HZ = 8e6
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
@@ -877,19 +877,6 @@ class _PowerMarks(PortWrapper):
         return got
 
 
-_NAMES = {v: k for k, v in OPCODES.items()} | {
-    0x03: "read",
-    0x0B: "fast_read",
-    0x05: "read_status1",
-    0x06: "write_enable",
-    0x9F: "read_jedec_id",
-    0x5A: "read_sfdp",
-    0xAB: "release_power_down",
-    0x66: "enable_reset",
-    0x99: "reset",
-}
-
-
 def _trace_lines(
     marks: _PowerMarks, fired: list[OpCut] | None = None, around: int = 12
 ) -> list[str]:
@@ -901,13 +888,13 @@ def _trace_lines(
     def line(i: int, flag: str = "") -> str:
         tx = log[i]
         op = tx.opcode
-        name = _NAMES.get(op, f"{op:#04x}") if op is not None else "?"
+        name = _op_name(op)
         addr = "" if tx.address is None else f" @ {tx.address:#08x}"
         return f"  [{tx.time_s:12.6f} s] #{i:7d} {name}{addr} out={tx.out_len} in={tx.in_len}{flag}"
 
     for n, (end, when) in enumerate(marks.marks, 1):
         start = max(0, end - around)
-        torn = max((i for i in range(start, end) if log[i].opcode in _STATE_CHANGING), default=None)
+        torn = max((i for i in range(start, end) if log[i].opcode in STATE_CHANGING), default=None)
         lines.append(f"-- power cut {n}: the last {end - start} transactions before it --")
         lines += [
             line(i, "   <- cut during/after this" if i == torn else "") for i in range(start, end)
@@ -921,7 +908,13 @@ def _trace_lines(
     return lines
 
 
-_STATE_CHANGING = frozenset((0x02, 0x20, 0x52, 0xD8, 0xC7, 0x60, 0x01, 0x31, 0x11))
+def _op_name(opcode: int | None) -> str:
+    """The instruction's name as the trace shows it (``page_program``), or its hex byte."""
+    if opcode is None:
+        return "?"
+    if opcode in KINDS:
+        return KINDS[opcode]
+    return Op(opcode).name.lower() if opcode in Op._value2member_map_ else f"{opcode:#04x}"
 
 
 __all__ = [

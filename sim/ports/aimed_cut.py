@@ -12,16 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.spi import SpiPort
+from agent.w25q128jv import Op
 from sim.chip.w25q128 import W25Q128
 from sim.ports.wrapper import PortWrapper
 
-OPCODES = {
-    "page_program": 0x02,
-    "sector_erase": 0x20,
-    "block32_erase": 0x52,
-    "block64_erase": 0xD8,
-    "write_status": 0x01,
+OPCODES: dict[str, int] = {  # the operation kinds a cut can aim at, as the chip counts them
+    "page_program": Op.PAGE_PROGRAM,
+    "sector_erase": Op.SECTOR_ERASE,
+    "block32_erase": Op.BLOCK32_ERASE,
+    "block64_erase": Op.BLOCK64_ERASE,
+    "write_status": Op.WRITE_STATUS1,
 }
+KINDS = {opcode: kind for kind, opcode in OPCODES.items()}
 
 
 @dataclass(frozen=True)

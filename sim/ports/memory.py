@@ -10,14 +10,13 @@ follows the last cut, as MCUboot's simulator checks after "an uninterrupted boot
 
 from __future__ import annotations
 
-SECTOR = 4096
-PAGE = 256
+from agent.w25q128jv import SECTOR, SIZE
 
 
 class MemoryFlash:
     """A 16 MiB (by default) NOR array as a :class:`agent.storage.Flash`."""
 
-    def __init__(self, data: bytes | bytearray | None = None, *, size: int = 16 * 1024 * 1024):
+    def __init__(self, data: bytes | bytearray | None = None, *, size: int = SIZE):
         if data is not None:
             size = len(data)
         if size <= 0 or size % SECTOR:

@@ -11,11 +11,10 @@ before the chip sees the bytes, so BUSY and cuts are judged at the end of the tr
 
 from dataclasses import dataclass
 
+from agent.w25q128jv import ADDRESSED
 from sim.chip.w25q128 import W25Q128
 from sim.ports.wrapper import ExchangePort
 
-_ADDRESSED = frozenset((0x02, 0x03, 0x0B, 0x20, 0x36, 0x39, 0x3D, 0x42, 0x44, 0x48, 0x52, 0x5A))
-_ADDRESSED |= frozenset((0x90, 0xD8))
 _FILL = b"\xff" * 65536
 
 
@@ -99,7 +98,7 @@ class SimSpiPort(ExchangePort):
             self._open = None
             opcode = head[0] if head else None
             address = None
-            if opcode in _ADDRESSED and len(head) >= 4:
+            if opcode in ADDRESSED and len(head) >= 4:
                 address = head[1] << 16 | head[2] << 8 | head[3]
             assert self.log is not None
             self.log.append(SpiTransaction(entry[0], opcode, address, entry[2], entry[3]))

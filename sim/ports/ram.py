@@ -10,13 +10,14 @@ no protection, no power cuts (use :mod:`sim.chip.w25q128` for those).
 
 from dataclasses import dataclass
 
+from agent.w25q128jv import ADDRESSED, BLOCK_64K, CHIP_ERASES, ERASE_UNITS, PAGE, SIZE, SR1, Op
 from sim.ports.wrapper import ExchangePort
 
-PAGE, SECTOR, BLOCK32, BLOCK64 = 256, 4096, 32 * 1024, 64 * 1024
-ERASE_UNITS = {0x20: SECTOR, 0x52: BLOCK32, 0xD8: BLOCK64}
-READS_WITH_ADDRESS = {0x03: 0, 0x0B: 1, 0x5A: 1}  # opcode: dummy bytes after the address
-ADDRESSED = {0x02, *ERASE_UNITS, *READS_WITH_ADDRESS}
-WEL = 0x02
+READS_WITH_ADDRESS: dict[int, int] = {
+    Op.READ_DATA: 0,
+    Op.FAST_READ: 1,
+    Op.READ_SFDP: 1,
+}  # dummy bytes
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,14 @@ class RamSpiPort(ExchangePort):
 
     def __init__(
         self,
-        size: int = 16 * 1024 * 1024,
+        size: int = SIZE,
         *,
         jedec_id: bytes = b"\xef\x40\x18",
         unique_id: bytes = b"RAMPORT0",
         frequency: float = 30e6,
         log: bool = False,
     ) -> None:
-        if size <= 0 or size % BLOCK64 or size > 1 << 24:
+        if size <= 0 or size % BLOCK_64K or size > 1 << 24:
             raise ValueError(f"size must be a multiple of 64 KiB up to 16 MiB, got {size}")
         if len(jedec_id) != 3:
             raise ValueError(f"jedec_id must be 3 bytes, got {jedec_id!r}")
@@ -89,17 +90,17 @@ class RamSpiPort(ExchangePort):
         """Bytes the chip shifts out next; 0xFF (pulled-up MISO) for anything unknown."""
         tx, pos = self._tx, self._read
         op = tx[0] if tx else None
-        if op == 0x9F:
+        if op == Op.JEDEC_ID:
             return (self.jedec_id + b"\xff" * (pos + n))[pos : pos + n]
-        if op == 0x05:
-            return bytes([WEL if self.wel else 0]) * n
-        if op in (0x35, 0x15):
+        if op == Op.READ_STATUS1:
+            return bytes([SR1.WEL if self.wel else 0]) * n
+        if op in (Op.READ_STATUS2, Op.READ_STATUS3):
             return b"\x00" * n
-        if op == 0x4B and len(tx) >= 5:
+        if op == Op.UNIQUE_ID and len(tx) >= 5:
             return (self.unique_id + b"\xff" * (pos + n))[pos : pos + n]
         if op in READS_WITH_ADDRESS and len(tx) >= 4 + READS_WITH_ADDRESS[op]:
             address = int.from_bytes(tx[1:4], "big") + pos
-            mem = self._sfdp if op == 0x5A else self.memory
+            mem = self._sfdp if op == Op.READ_SFDP else self.memory
             address %= len(mem)  # reads wrap at the end of the array (datasheet 8.2.6)
             data = bytes(mem[address : address + n])
             while len(data) < n:
@@ -115,13 +116,13 @@ class RamSpiPort(ExchangePort):
         op = tx[0]
         address = int.from_bytes(tx[1:4], "big") if op in ADDRESSED and len(tx) >= 4 else None
         if self.log is not None:
-            length = len(tx) - 4 if op == 0x02 else self._read
+            length = len(tx) - 4 if op == Op.PAGE_PROGRAM else self._read
             self.log.append(SpiCommand(op, address, length))
-        if op == 0x06:
+        if op == Op.WRITE_ENABLE:
             self.wel = True
-        elif op == 0x04:
+        elif op == Op.WRITE_DISABLE:
             self.wel = False
-        elif op == 0x02 and self.wel and address is not None and len(tx) > 4:
+        elif op == Op.PAGE_PROGRAM and self.wel and address is not None and len(tx) > 4:
             self._program(address % len(self.memory), bytes(tx[4:]))
             self.wel = False
         elif op in ERASE_UNITS and self.wel and address is not None:
@@ -129,7 +130,7 @@ class RamSpiPort(ExchangePort):
             base = address % len(self.memory) // unit * unit
             self.memory[base : base + unit] = b"\xff" * unit
             self.wel = False
-        elif op in (0x60, 0xC7) and self.wel:
+        elif op in CHIP_ERASES and self.wel:
             self.memory[:] = b"\xff" * len(self.memory)
             self.wel = False
 

@@ -7,6 +7,7 @@ a page program and a sector erase on the virtual clock (BUSY polled every 10 µs
 import argparse
 import sys
 
+from agent.w25q128jv import SR1, Op
 from sim.chip import sfdp
 from sim.chip.w25q128 import W25Q128
 from sim.ports.model import SimSpiPort
@@ -18,7 +19,7 @@ def _wait_ready(port: SimSpiPort) -> float:
     """Poll SR1 BUSY (05h) until clear; return the virtual seconds it took."""
     clock = port.chip.clock
     t0 = clock.monotonic()
-    while port.exchange(b"\x05", 1)[0] & 0x01:
+    while port.exchange(bytes((Op.READ_STATUS1,)), 1)[0] & SR1.BUSY:
         clock.sleep(_POLL_S)
     return clock.monotonic() - t0
 
@@ -37,10 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     chip = W25Q128(seed=args.seed, timing=args.timing)
     port = SimSpiPort(chip)
 
-    jedec = port.exchange(b"\x9f", 3)
-    mfr_dev = port.exchange(_command(0x90, 0), 2)
-    uid = port.exchange(b"\x4b" + bytes(4), 8)
-    summary = sfdp.parse(port.exchange(_command(0x5A, 0) + b"\x00", sfdp.SFDP_SIZE))
+    jedec = port.exchange(bytes((Op.JEDEC_ID,)), 3)
+    mfr_dev = port.exchange(_command(Op.MANUFACTURER_DEVICE_ID, 0), 2)
+    uid = port.exchange(bytes((Op.UNIQUE_ID,)) + bytes(4), 8)
+    summary = sfdp.parse(port.exchange(_command(Op.READ_SFDP, 0) + b"\x00", sfdp.SFDP_SIZE))
     print("W25Q128JV model (sim.chip.w25q128)")
     print(f"  JEDEC ID (9Fh)          {jedec.hex(' ').upper()}")
     print(f"  manufacturer/device 90h {mfr_dev.hex(' ').upper()}")
@@ -63,14 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<22} {row.typical_s * 1e3:12.3f} ms {row.max_s * 1e3:12.3f} ms")
 
     data = bytes(range(256))
-    port.exchange(b"\x06")
-    port.exchange(_command(0x02, 0x1000) + data)
+    port.exchange(bytes((Op.WRITE_ENABLE,)))
+    port.exchange(_command(Op.PAGE_PROGRAM, 0x1000) + data)
     t_program = _wait_ready(port)
-    programmed = port.exchange(_command(0x03, 0x1000), 256) == data
-    port.exchange(b"\x06")
-    port.exchange(_command(0x20, 0x1000))
+    programmed = port.exchange(_command(Op.READ_DATA, 0x1000), 256) == data
+    port.exchange(bytes((Op.WRITE_ENABLE,)))
+    port.exchange(_command(Op.SECTOR_ERASE, 0x1000))
     t_erase = _wait_ready(port)
-    erased = port.exchange(_command(0x03, 0x1000), 256) == b"\xff" * 256
+    erased = port.exchange(_command(Op.READ_DATA, 0x1000), 256) == b"\xff" * 256
     print(f"\nround trip ({args.timing} timing, virtual clock, BUSY polled every 10 µs):")
     verdict = {True: "ok", False: "FAILED"}
     print(f"  page program 256 B   {t_program * 1e3:8.3f} ms   read back {verdict[programmed]}")

@@ -6,14 +6,10 @@ only instructions sent through ``flash_port`` and waits on ``flash_clock``.
 
 import pytest
 
-from hil.raw import (
-    BUSY,
-    SR2_SUS,
-    T_PP_S,
-    T_SE_S,
-    WEL,
-    RawNor,
-)
+from agent.w25q128jv import SR1, SR2
+from hil.raw import T_PP_S, T_SE_S, RawNor
+
+BUSY, WEL, SR2_SUS = SR1.BUSY, SR1.WEL, SR2.SUS
 
 pytestmark = []  # the sim/hil marker comes with each flash_port param
 

@@ -20,9 +20,7 @@ from agent.instruction import Instruction
 from agent.record import Job, Record, State
 from agent.report import Report, Status
 from agent.staging import CURRENT_PATH, ImageStaging, Journal
-
-PAGE = 256
-
+from agent.w25q128jv import PAGE
 
 # -- staging mutants -------------------------------------------------------------------------
 
