@@ -31,7 +31,10 @@ from agent.w25q128jv import STATE_CHANGING, WRITE_STATUS, Op
 from sim.chip.w25q128 import W25Q128, ChipSnapshot
 from sim.cloud.blobserver import BlobServer
 from sim.explore.invariants import Violation, check_all
-from sim.explore.scenario import Cut, Scenario, ScenarioResult, StartState, run_scenario
+from sim.explore.result import ScenarioResult
+from sim.explore.runner import StartState, run_scenario
+from sim.explore.scenario import Cut, Scenario
+from sim.explore.stage import Stage
 from sim.mcu import InstallRecord
 from sim.ports.aimed_cut import KINDS
 from sim.ports.wrapper import PortWrapper
@@ -143,7 +146,7 @@ class _Recorder(PortWrapper):
 
 async def record_clean(
     scenario: Scenario,
-    server: BlobServer,
+    stage: Stage,
     chip: W25Q128,
     agent_factory: Callable[..., Agent] | None = None,
 ) -> CleanRun:
@@ -156,7 +159,7 @@ async def record_clean(
 
     clean = dataclasses.replace(scenario, cuts=())
     result = await run_scenario(
-        clean, agent_factory=agent_factory, server=server, chip=chip, wrap_port=wrap
+        clean, agent_factory=agent_factory, stage=stage, chip=chip, wrap_port=wrap
     )
     reports = [{"extFwInfo": r} for r in result.reports]
     return CleanRun(holder["r"].ops, result, reports)
@@ -193,6 +196,7 @@ class Explorer:
             raise ValueError("the systematic explorers take scenarios without network faults")
         self.scenario = dataclasses.replace(scenario, cuts=())
         self.server = server
+        self.stage = Stage(server)
         self.agent_factory = agent_factory
         self.chip = W25Q128(seed=scenario.chip_seed, timing=scenario.timing)
         self.clean: CleanRun | None = None
@@ -201,7 +205,7 @@ class Explorer:
         """The clean run (once): the operation count and the snapshots."""
         if self.clean is None:
             self.clean = await record_clean(
-                self.scenario, self.server, self.chip, self.agent_factory
+                self.scenario, self.stage, self.chip, self.agent_factory
             )
         return self.clean
 
@@ -237,7 +241,7 @@ class Explorer:
         result = await run_scenario(
             scenario,
             agent_factory=self.agent_factory,
-            server=self.server,
+            stage=self.stage,
             start=start,
             chip=chip,
         )

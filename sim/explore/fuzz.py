@@ -25,7 +25,9 @@ from sim.cloud.blobserver import BlobServer
 from sim.explore.explorers import SCHEDULES, Explorer, Finding
 from sim.explore.invariants import check_all
 from sim.explore.mutants import MUTANTS
-from sim.explore.scenario import TIMINGS, Cut, Scenario, run_scenario
+from sim.explore.runner import run_scenario
+from sim.explore.scenario import TIMINGS, Cut, Scenario
+from sim.explore.stage import Stage
 
 
 class _Bar:
@@ -101,10 +103,11 @@ async def _random(args: argparse.Namespace, scenario: Scenario, bar: _Bar) -> li
     started, runs = time.perf_counter(), 0
     budget = args.budget or 60.0
     async with BlobServer() as server:
+        stage = Stage(server)
         while time.perf_counter() - started < budget:
             trial = random_scenario(rng, scenario, n_ops)
             result = await run_scenario(
-                trial, server=server, agent_factory=None if factory is None else factory
+                trial, stage=stage, agent_factory=None if factory is None else factory
             )
             runs += 1
             violations = check_all(result)

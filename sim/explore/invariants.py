@@ -1,7 +1,7 @@
 """The six invariants of a crash-safe OTA, as functions over a finished scenario.
 
 Written once and used by every explorer and by the hypothesis tests (issue 5).
-Each function takes a :class:`sim.explore.scenario.ScenarioResult` and returns the
+Each function takes a :class:`sim.explore.result.ScenarioResult` and returns the
 violations it finds (empty when the invariant holds); :func:`check_all` runs all six.
 
 1. integrity: whatever the MCU installed is byte-for-byte a published image of that
@@ -24,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sim.explore.scenario import BASE_VERSION, ScenarioResult
+from sim.explore.result import ScenarioResult
+from sim.explore.scenario import BASE_VERSION
 
 INTEGRITY = "integrity"
 LIVENESS = "liveness"

@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sim.explore.invariants import check_all
-from sim.explore.scenario import Cut, Scenario, run_scenario
+from sim.explore.runner import run_scenario
+from sim.explore.scenario import Cut, Scenario
 
 pytestmark = pytest.mark.sim
 

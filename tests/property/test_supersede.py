@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from sim.explore.invariants import check_all
-from sim.explore.scenario import Scenario, run_scenario
+from sim.explore.runner import run_scenario
+from sim.explore.scenario import Scenario
 
 pytestmark = pytest.mark.sim
 

@@ -1,7 +1,7 @@
 """The mutant registry: agent variants with one known bug each, and how to kill each.
 
 ``MUTANTS[name]`` is a :class:`Mutant`: ``factory()`` gives a fresh agent factory
-for :class:`sim.device.SimDevice` / :func:`sim.explore.scenario.run_scenario` (fresh, because
+for :class:`sim.device.SimDevice` / :func:`sim.explore.runner.run_scenario` (fresh, because
 a mutant may keep state outside the flash), ``kill`` the cheapest deterministic
 exploration that should make it break an invariant (and that the correct agent
 passes). ``python -m sim fuzz --mutant NAME`` and ``tests/property/test_mutants.py``

@@ -17,7 +17,8 @@ from agent.engine import Agent
 from sim.cloud.blobserver import BlobServer
 from sim.explore.explorers import Explorer
 from sim.explore.invariants import Violation, check_all
-from sim.explore.scenario import Cut, Scenario, run_scenario
+from sim.explore.runner import run_scenario
+from sim.explore.scenario import Cut, Scenario
 
 KIB = 1024
 
