@@ -24,46 +24,24 @@ from agent.download import DownloadStats
 from agent.engine import Agent, AgentConfig
 from agent.spi import SpiPort
 from sim.clock import VirtualClock
-from sim.device import Predicate, RunResult, SimDevice
+from sim.device import Power, Predicate, RunResult, SimDevice
 from sim.mcu import SimMcuTarget
 from sim.ports.wrapper import PortWrapper
 
-from .powercut import CutPlan, PowerCutPort, Supply
-
-
-class ModelSupply:
-    """The W25Q128 model's power presented as a supply switch, so a cut in simulation
-    takes the bench's path (:class:`PowerCutPort`) and the model tears the operation in
-    flight at its progress (``sim.chip.w25q128.W25Q128.power_off``)."""
-
-    def __init__(self, chip: Any, *, off_time_s: float = 0.1) -> None:
-        if off_time_s < 0:
-            raise ValueError(f"off_time_s must be >= 0, got {off_time_s}")
-        self._chip = chip
-        self.off_time_s = off_time_s
-
-    @property
-    def is_on(self) -> bool:
-        return bool(self._chip.powered)
-
-    def off(self) -> None:
-        self._chip.power_off()
-
-    def on(self) -> None:
-        self._chip.power_on()
+from .powercut import DEFAULT_OFF_TIME_S, BenchCut, BenchCutPort
 
 
 @dataclass(frozen=True)
 class FiredCut:
     """One cut that happened: its plan, the boot it ended (1-based), the clock time."""
 
-    plan: CutPlan
+    plan: BenchCut
     boot: int
     at_s: float
 
 
 class CutSchedule(PortWrapper):
-    """The rig's port with a fresh :class:`PowerCutPort` per boot, armed with the next plan.
+    """The rig's port with a fresh :class:`BenchCutPort` per boot, armed with the next plan.
 
     It is both the :class:`agent.spi.SpiPort` the agents use and the power role a
     :class:`~sim.device.SimDevice` drives (``powered``, ``power_off``, ``power_on``).
@@ -72,17 +50,24 @@ class CutSchedule(PortWrapper):
     """
 
     def __init__(
-        self, port: SpiPort, supply: Supply, clock: Clock, plans: Sequence[CutPlan] = ()
+        self,
+        port: SpiPort,
+        supply: Power,
+        clock: Clock,
+        plans: Sequence[BenchCut] = (),
+        *,
+        off_time_s: float = DEFAULT_OFF_TIME_S,
     ) -> None:
         for i, plan in enumerate(plans):
-            if not isinstance(plan, CutPlan):
-                raise TypeError(f"plans[{i}] must be a CutPlan, got {type(plan).__name__}")
+            if not isinstance(plan, BenchCut):
+                raise TypeError(f"plans[{i}] must be a BenchCut, got {type(plan).__name__}")
         super().__init__(port)
         self._base = port
         self._supply = supply
         self._clock = clock
+        self.off_time_s = off_time_s
         self._plans = list(plans)
-        self._live: PowerCutPort | None = None
+        self._live: BenchCutPort | None = None
         self.boot = 1
         self.fired: list[FiredCut] = []
         self._arm_next()
@@ -90,7 +75,11 @@ class CutSchedule(PortWrapper):
     def _arm_next(self) -> None:
         plan = self._plans.pop(0) if self._plans else None
         self._live = (
-            None if plan is None else PowerCutPort(self._base, self._supply, self._clock, plan)
+            None
+            if plan is None
+            else BenchCutPort(
+                self._base, self._supply, self._clock, plan, off_time_s=self.off_time_s
+            )
         )
 
     @property
@@ -102,11 +91,11 @@ class CutSchedule(PortWrapper):
 
     @property
     def powered(self) -> bool:
-        return self._supply.is_on and (self._live is None or self._live.powered)
+        return self._supply.powered and (self._live is None or self._live.powered)
 
     def power_off(self) -> None:
         """Cut the supply now (a no-op on the switch if a plan already cut it)."""
-        self._supply.off()
+        self._supply.power_off()
 
     def power_on(self) -> None:
         """Hold the supply off for the rig's ``off_time_s``, restore it (tPUW, datasheet
@@ -117,9 +106,9 @@ class CutSchedule(PortWrapper):
             self.fired.append(FiredCut(live.plan, self.boot, live.cut_at))
             live.restore()
         else:
-            self._supply.off()
-            self._clock.sleep(self._supply.off_time_s)
-            self._supply.on()
+            self._supply.power_off()
+            self._clock.sleep(self.off_time_s)
+            self._supply.power_on()
         self.boot += 1
         self._arm_next()
 
@@ -145,7 +134,7 @@ class BenchDevice:
     """One gateway on a rig: the rig's flash, the real agent, a simulated twin and MCU.
 
     Publish an OTA to :attr:`twin`, then :meth:`run_until` a predicate on the reported
-    properties holds; each :class:`CutPlan` in ``cuts`` cuts the supply once, in its
+    properties holds; each :class:`BenchCut` in ``cuts`` cuts the supply once, in its
     own boot, and the next boot resumes from flash alone.
     """
 
@@ -154,17 +143,20 @@ class BenchDevice:
         *,
         port: SpiPort,
         clock: Clock,
-        supply: Supply,
+        supply: Power,
         config: AgentConfig,
-        cuts: Sequence[CutPlan] = (),
+        cuts: Sequence[BenchCut] = (),
+        off_time_s: float = DEFAULT_OFF_TIME_S,
         seed: int = 0,
         model: Any = None,
         agent_factory: Callable[..., Agent] = Agent,
     ) -> None:
-        """``model`` is the W25Q128 behind a simulated or virtual port, if there is one
-        (kept as the inner device's ``chip`` for inspection; a real rig has none)."""
+        """``supply`` is the flash's power (the rig's switch, or the model itself), held
+        off ``off_time_s`` at each cut (the rig's ``[power] off_time_s``); ``model`` is the
+        W25Q128 behind a simulated or virtual port, if there is one (kept as the inner
+        device's ``chip`` for inspection; a real rig has none)."""
         self.clock = clock
-        self.schedule = CutSchedule(port, supply, clock, cuts)
+        self.schedule = CutSchedule(port, supply, clock, cuts, off_time_s=off_time_s)
         # The MCU's programming time is simulated; on real time it keeps its own clock.
         mcu_clock = clock if isinstance(clock, VirtualClock) else VirtualClock()
         self.target = SimMcuTarget(mcu_clock)

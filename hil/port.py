@@ -38,7 +38,7 @@ class PowerSwitch:
         self._controller.write_gpio((levels & ~self._role.mask) | self._role.level(on))
 
     @property
-    def is_on(self) -> bool:
+    def powered(self) -> bool:
         level = self._controller.read_gpio(with_output=True) & self._role.mask
         return bool(level) == self._role.active_high
 
@@ -47,20 +47,20 @@ class PowerSwitch:
         """How long a cut holds the supply off (rig ``[power] off_time_s``)."""
         return self._rig.off_time_s
 
-    def off(self) -> None:
+    def power_off(self) -> None:
         """Cut the supply now."""
         self._drive(False)
 
-    def on(self) -> None:
+    def power_on(self) -> None:
         """Restore the supply and wait tPUW before the chip may be written (datasheet 9.1)."""
         self._drive(True)
         self._clock.sleep(self._rig.settle_time_s)
 
     def cycle(self) -> None:
         """Off, held off for the rig's ``off_time_s``, then on again."""
-        self.off()
+        self.power_off()
         self._clock.sleep(self._rig.off_time_s)
-        self.on()
+        self.power_on()
 
 
 @dataclass

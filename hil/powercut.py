@@ -1,27 +1,29 @@
 """Bench power cuts: cut the flash's supply at a chosen program or erase.
 
-:class:`PowerCutPort` wraps the rig's SPI port. It counts the non-volatile writes
+:class:`BenchCutPort` wraps the rig's SPI port. It counts the non-volatile writes
 the driver sends (page program, erases, security-register program/erase, status
 register writes: datasheet 8.2; each starts when /CS rises, datasheet 8.2.1), and
 after the ``after_op``-th it waits ``delay_s`` into the operation, then drives the
 supply switch off. From then on every exchange raises :class:`agent.errors.PowerLoss`,
-as a simulated port does, until :meth:`PowerCutPort.restore` powers the chip again
+as a simulated port does, until :meth:`BenchCutPort.restore` powers the chip again
 (after the rig's ``off_time_s``); the test then boots a fresh agent on the port.
 """
 
 from dataclasses import dataclass
-from typing import Protocol
 
 from agent.clock import Clock
 from agent.errors import PowerLoss
 from agent.spi import SpiPort
 from agent.w25q128jv import ERASE_UNITS, STATE_CHANGING
+from sim.device import Power
+
+DEFAULT_OFF_TIME_S = 0.1  # how long a cut holds the supply off when the rig does not say
 
 SECTOR_ERASES = frozenset(ERASE_UNITS)  # 4, 32 and 64 KiB erases: long enough to tear
 
 
 @dataclass(frozen=True)
-class CutPlan:
+class BenchCut:
     """Cut power ``delay_s`` after the ``after_op``-th program/erase command (1-based).
 
     ``opcodes`` narrows what is counted, e.g. :data:`SECTOR_ERASES` to land in an erase
@@ -49,26 +51,23 @@ class CutPlan:
             raise ValueError(f"opcodes must be program/erase instructions (8.1), not {others!r}")
 
 
-class Supply(Protocol):
-    """The flash's supply switch, as :class:`hil.port.PowerSwitch` presents it."""
+class BenchCutPort:
+    """An :class:`agent.spi.SpiPort` that cuts the supply as its :class:`BenchCut` says."""
 
-    @property
-    def is_on(self) -> bool: ...
-
-    @property
-    def off_time_s(self) -> float: ...
-
-    def off(self) -> None: ...
-
-    def on(self) -> None: ...
-
-
-class PowerCutPort:
-    """An :class:`agent.spi.SpiPort` that cuts the supply as its :class:`CutPlan` says."""
-
-    def __init__(self, port: SpiPort, switch: Supply, clock: Clock, plan: CutPlan):
+    def __init__(
+        self,
+        port: SpiPort,
+        supply: Power,
+        clock: Clock,
+        plan: BenchCut,
+        *,
+        off_time_s: float = DEFAULT_OFF_TIME_S,
+    ) -> None:
+        if off_time_s < 0:
+            raise ValueError(f"off_time_s must be >= 0, got {off_time_s}")
         self._port = port
-        self._switch = switch
+        self._supply = supply
+        self.off_time_s = off_time_s
         self._clock = clock
         self.plan = plan
         self.ops_sent = 0
@@ -119,13 +118,13 @@ class PowerCutPort:
         if self.ops_sent == self.plan.after_op and self.cuts == 0:
             self.cuts += 1
             self._clock.sleep(self.plan.delay_s)
-            self._switch.off()
+            self._supply.power_off()
             self.cut_at = self._clock.monotonic()
 
     def restore(self) -> None:
         """Hold the supply off for the rig's ``off_time_s``, then power the chip again."""
         if self.powered:
             raise RuntimeError("restore() without a cut: the supply was never cut")
-        self._clock.sleep(self._switch.off_time_s)
-        self._switch.on()
+        self._clock.sleep(self.off_time_s)
+        self._supply.power_on()
         self.cut_at = None

@@ -25,7 +25,7 @@ from sim.chip.w25q128 import W25Q128
 from sim.clock import VirtualClock
 from sim.cloud.twin import InProcessTwin
 from sim.mcu import SimMcuTarget
-from sim.ports.aimed_cut import OpCutPort
+from sim.ports.aimed_cut import AimedCutPort
 from sim.ports.model import SimSpiPort
 
 SIM_SPI_HZ = 8e6  # the reference design's SPI clock (mode 0, 8 MHz)
@@ -139,11 +139,11 @@ class SimDevice:
         self.agents.append(agent)
         return agent
 
-    def aim_cuts(self) -> OpCutPort:
-        """Put an :class:`OpCutPort` in front of the model, for cuts aimed at an op kind."""
+    def aim_cuts(self) -> AimedCutPort:
+        """Put an :class:`AimedCutPort` in front of the model, for cuts aimed at an op kind."""
         if self.chip is None:
             raise ValueError("aim_cuts needs the W25Q128 model; this device has none")
-        cutter = OpCutPort(self.port, self.chip)
+        cutter = AimedCutPort(self.port, self.chip)
         self.port = cutter
         return cutter
 

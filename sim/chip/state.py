@@ -14,7 +14,7 @@ from agent.w25q128jv import SECTORS
 
 
 @dataclass(frozen=True)
-class PowerCutPlan:
+class ChipCut:
     """When a scheduled power cut lands.
 
     Either ``after_ops=N``: during the Nth state-changing operation (page program,
@@ -30,7 +30,7 @@ class PowerCutPlan:
 
     def __post_init__(self) -> None:
         if (self.after_ops is None) == (self.at_time is None):
-            raise ValueError("PowerCutPlan needs exactly one of after_ops or at_time")
+            raise ValueError("ChipCut needs exactly one of after_ops or at_time")
         if self.after_ops is not None and (
             isinstance(self.after_ops, bool) or not isinstance(self.after_ops, int)
         ):
@@ -56,7 +56,7 @@ class ChipCounters:
     ``write_status_volatile``, ``security_program``, ``security_erase``, ``suspend``,
     ``resume``, ``reset``, ``read``...); ``sector_erases`` counts erases per 4 KiB sector
     (a 64 KiB erase adds one to each of its 16 sectors); ``busy_time_s`` sums the virtual
-    time spent BUSY; ``state_changes`` counts the operations a :class:`PowerCutPlan`
+    time spent BUSY; ``state_changes`` counts the operations a :class:`ChipCut`
     counts; ``power_cuts`` counts power losses with the chip powered.
     """
 

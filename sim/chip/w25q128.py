@@ -77,12 +77,12 @@ from agent.w25q128jv import (
 )
 from sim.chip import sfdp
 from sim.chip.protect import protected_range, status_locked
-from sim.chip.state import ChipCounters, ChipSnapshot, PowerCutPlan, bernoulli_mask
+from sim.chip.state import ChipCounters, ChipCut, ChipSnapshot, bernoulli_mask
 from sim.chip.store import ERASED_SECTOR, NvStore
 from sim.chip.timing import DATASHEET, MODES, Timing
 from sim.clock import VirtualClock
 
-__all__ = ["W25Q128", "ChipCounters", "ChipPowerLoss", "ChipSnapshot", "PowerCutPlan", "Timing"]
+__all__ = ["W25Q128", "ChipCounters", "ChipCut", "ChipPowerLoss", "ChipSnapshot", "Timing"]
 
 MASK = SIZE - 1
 INF = float("inf")
@@ -192,7 +192,7 @@ class W25Q128:
         self.sfdp = sfdp.build(self.table)
         self.counters = ChipCounters()
         self.wp = True  # the /WP pin: True = driven high (not asserted)
-        self._plan: PowerCutPlan | None = None
+        self._plan: ChipCut | None = None
         self._plan_count = 0
         self._cut_time = INF
         self._powered = True
@@ -315,17 +315,17 @@ class W25Q128:
 
     def schedule_cut(
         self,
-        plan: PowerCutPlan | None = None,
+        plan: ChipCut | None = None,
         *,
         after_ops: int | None = None,
         fraction: float = 1.0,
         at_time: float | None = None,
-    ) -> PowerCutPlan:
-        """Arm one power cut, replacing any armed one; see :class:`PowerCutPlan`."""
+    ) -> ChipCut:
+        """Arm one power cut, replacing any armed one; see :class:`ChipCut`."""
         if plan is None:
-            plan = PowerCutPlan(after_ops=after_ops, fraction=fraction, at_time=at_time)
-        elif not isinstance(plan, PowerCutPlan):
-            raise TypeError(f"plan must be a PowerCutPlan, got {type(plan).__name__}")
+            plan = ChipCut(after_ops=after_ops, fraction=fraction, at_time=at_time)
+        elif not isinstance(plan, ChipCut):
+            raise TypeError(f"plan must be a ChipCut, got {type(plan).__name__}")
         self._settle()
         self._plan, self._plan_count = plan, 0
         self._cut_time = INF if plan.at_time is None else float(plan.at_time)

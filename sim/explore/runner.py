@@ -52,7 +52,7 @@ from sim.explore.stage import (
 from sim.explore.trace import PowerMarks, trace_lines
 from sim.explore.wire import Wire
 from sim.mcu import InstallRecord, SimMcuTarget
-from sim.ports.aimed_cut import OpCut, OpCutPort
+from sim.ports.aimed_cut import AimedCut, AimedCutPort
 from sim.ports.memory import MemoryFlash
 from sim.ports.model import SimSpiPort
 
@@ -232,7 +232,7 @@ class Run:
         if self.trace:
             self.marks = PowerMarks(SimSpiPort(chip, frequency=SIM_SPI_HZ, log=True))
             self.device.port = self.marks
-        self.cutter = OpCutPort(self.device.port, chip)
+        self.cutter = AimedCutPort(self.device.port, chip)
         self.device.port = self.cutter
         if self.port_wrapper is not None:
             self.device.port = self.port_wrapper(self.device.port)
@@ -318,7 +318,7 @@ class Run:
             self.chip.schedule_cut(after_ops=cut.after_ops, fraction=cut.fraction)
         else:
             assert cut.op is not None and cut.nth is not None
-            self.cutter.arm(OpCut(cut.op, cut.nth, cut.fraction))
+            self.cutter.arm(AimedCut(cut.op, cut.nth, cut.fraction))
 
     # -- 5. follow up ----------------------------------------------------------------------
 

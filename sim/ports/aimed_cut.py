@@ -27,7 +27,7 @@ KINDS = {opcode: kind for kind, opcode in OPCODES.items()}
 
 
 @dataclass(frozen=True)
-class OpCut:
+class AimedCut:
     """Cut during the ``nth`` (1-based) ``op`` command, ``fraction`` of the way through."""
 
     op: str
@@ -36,15 +36,15 @@ class OpCut:
 
     def __post_init__(self) -> None:
         if self.op not in OPCODES:
-            raise ValueError(f"OpCut.op must be one of {sorted(OPCODES)}, got {self.op!r}")
+            raise ValueError(f"AimedCut.op must be one of {sorted(OPCODES)}, got {self.op!r}")
         if isinstance(self.nth, bool) or not isinstance(self.nth, int) or self.nth < 1:
-            raise ValueError(f"OpCut.nth must be an int >= 1, got {self.nth!r}")
+            raise ValueError(f"AimedCut.nth must be an int >= 1, got {self.nth!r}")
         if not 0.0 <= self.fraction <= 1.0:
-            raise ValueError(f"OpCut.fraction must lie in [0, 1], got {self.fraction!r}")
+            raise ValueError(f"AimedCut.fraction must lie in [0, 1], got {self.fraction!r}")
 
 
-class OpCutPort(PortWrapper):
-    """A :class:`agent.spi.SpiPort` in front of another that arms :class:`OpCut` s.
+class AimedCutPort(PortWrapper):
+    """A :class:`agent.spi.SpiPort` in front of another that arms :class:`AimedCut` s.
 
     ``fired`` lists the cuts that were armed, with the address of the command, so
     a scenario can say where each cut landed.
@@ -53,11 +53,11 @@ class OpCutPort(PortWrapper):
     def __init__(self, port: SpiPort, chip: W25Q128) -> None:
         super().__init__(port)
         self._chip = chip
-        self._cut: OpCut | None = None
+        self._cut: AimedCut | None = None
         self._seen = 0
-        self.fired: list[tuple[OpCut, int]] = []
+        self.fired: list[tuple[AimedCut, int]] = []
 
-    def arm(self, cut: OpCut) -> None:
+    def arm(self, cut: AimedCut) -> None:
         """Arm ``cut``, counting its commands from now; replaces any armed cut."""
         self._cut, self._seen = cut, 0
 

@@ -29,7 +29,7 @@ from sim.cloud.blobserver import BlobServer
 from sim.cloud.faults.plan import FaultPlan
 from sim.cloud.twin import publish_ota
 from sim.device import SimDevice, applied, reported_status
-from sim.ports.aimed_cut import OpCut
+from sim.ports.aimed_cut import AimedCut
 
 CONTAINER, BLOB = "ota", "mcu.bin"  # one name for every version, as the original's ota.py
 
@@ -41,9 +41,9 @@ class Scenario:
     image_size: int = 1024 * 1024
     seed: int = 2020
     checkpoint_bytes: int = 64 * 1024
-    cuts: tuple[OpCut, ...] = (
-        OpCut("page_program", nth=900, fraction=0.5),
-        OpCut("sector_erase", nth=60, fraction=0.4),
+    cuts: tuple[AimedCut, ...] = (
+        AimedCut("page_program", nth=900, fraction=0.5),
+        AimedCut("sector_erase", nth=60, fraction=0.4),
     )
 
     def fault_plan(self, image: bytes) -> FaultPlan:

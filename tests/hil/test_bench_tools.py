@@ -7,7 +7,7 @@ import pytest
 from agent.errors import PowerLoss
 from hil import diff, probe
 from hil.port import open_bench
-from hil.powercut import CutPlan, PowerCutPort
+from hil.powercut import BenchCut, BenchCutPort
 from hil.raw import T_PP_S, T_SE_S, RawNor
 
 pytestmark = pytest.mark.hil
@@ -49,7 +49,13 @@ def test_diff_reports_a_model_of_another_part_as_different(rig):
 def test_power_cut_stops_every_exchange_until_restored(rig, requires_power_cut):
     """Issue 6: after the Nth program/erase the supply is cut; the port raises PowerLoss."""
     with open_bench(rig) as bench:
-        port = PowerCutPort(bench.port, bench.power, bench.clock, CutPlan(after_op=2))
+        port = BenchCutPort(
+            bench.port,
+            bench.power,
+            bench.clock,
+            BenchCut(after_op=2),
+            off_time_s=bench.rig.off_time_s,
+        )
         nor = RawNor(port, bench.clock)
         base = rig.test_region[0]
         nor.erase(base)
@@ -57,7 +63,7 @@ def test_power_cut_stops_every_exchange_until_restored(rig, requires_power_cut):
         nor.program(base, b"\x00")  # the 2nd program/erase: the cut follows it
         with pytest.raises(PowerLoss):
             nor.sr(1)
-        supply_off = not bench.power.is_on
+        supply_off = not bench.power.powered
         port.restore()
         identity = nor.jedec_id()
         nor.erase(base)
@@ -68,7 +74,13 @@ def test_power_cut_stops_every_exchange_until_restored(rig, requires_power_cut):
 def test_power_cut_during_program_leaves_the_chip_usable(rig, requires_power_cut):
     """Datasheet 9.1: after a cut and tPUW the chip accepts writes again."""
     with open_bench(rig) as bench:
-        port = PowerCutPort(bench.port, bench.power, bench.clock, CutPlan(after_op=2, delay_s=1e-4))
+        port = BenchCutPort(
+            bench.port,
+            bench.power,
+            bench.clock,
+            BenchCut(after_op=2, delay_s=1e-4),
+            off_time_s=bench.rig.off_time_s,
+        )
         nor = RawNor(port, bench.clock)
         base = rig.test_region[0]
         nor.erase(base)

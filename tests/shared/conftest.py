@@ -21,7 +21,6 @@ from agent.clock import Clock
 from agent.flash import SpiFlash
 from agent.spi import SpiPort
 from agent.storage import Geometry
-from hil.device import ModelSupply
 from hil.port import Bench, open_bench
 from hil.raw import T_BE64_S, RawNor
 from hil.rig import Rig
@@ -158,25 +157,24 @@ def requires_capability(flash_target: FlashTarget) -> Callable[[str], None]:
 class NoSupply:
     """A rig without a supply switch: always on, and it cannot cut."""
 
-    off_time_s = 0.0
-    is_on = True
+    powered = True
 
     def __init__(self, rig: Rig) -> None:
         self._rig = rig
 
-    def off(self) -> None:
+    def power_off(self) -> None:
         raise RuntimeError(f"rig {self._rig.name!r} has no [gpio] power: it cannot cut the supply")
 
-    def on(self) -> None:
+    def power_on(self) -> None:
         pass
 
 
 @pytest.fixture
 def flash_supply(flash_target: FlashTarget) -> Any:
-    """The flash's supply switch: the model's power in simulation, the rig's GPIO on a
+    """The flash's power: the model itself in simulation, the rig's supply switch on a
     bench (tests that cut also call ``requires_capability("power_cut")``)."""
     if flash_target.rig is None:
-        return ModelSupply(flash_target.chip)
+        return flash_target.chip
     assert flash_target.bench is not None
     return flash_target.bench.power or NoSupply(flash_target.rig)
 

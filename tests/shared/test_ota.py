@@ -4,7 +4,7 @@ The same tests run on the W25Q128 model (``-m sim``) and through pyftdi on a rig
 (``-m hil --rig FILE``; the virtual FT232H in CI). The blob server (loopback HTTP),
 the twin and the MCU are simulated on both sides; the flash, littlefs on it and the
 agent are the real ones. Power cuts take one path on both sides: the bench's
-:class:`hil.powercut.PowerCutPort` cuts the supply after the Nth program/erase command
+:class:`hil.powercut.BenchCutPort` cuts the supply after the Nth program/erase command
 (issue 6, "Power cuts on the bench"), and :class:`hil.device.BenchDevice` boots a fresh
 agent, as :class:`sim.device.SimDevice` does in simulation.
 """
@@ -22,7 +22,7 @@ from agent.flash import W25Q128JV_IQ, SpiFlash
 from agent.staging import CURRENT_PATH, STAGED_PATH
 from agent.storage import Geometry, Storage
 from hil.device import BenchDevice
-from hil.powercut import SECTOR_ERASES, CutPlan
+from hil.powercut import DEFAULT_OFF_TIME_S, SECTOR_ERASES, BenchCut
 from sim.cloud.blobserver import BlobServer
 from sim.cloud.twin import publish_ota
 from sim.device import applied
@@ -62,7 +62,7 @@ def make_device(
     """Build a device on the shared port; its littlefs lies in ``ota_geometry``."""
     devices: list[BenchDevice] = []
 
-    def make(cuts: Sequence[CutPlan] = (), supply: Any = None, port: Any = None) -> BenchDevice:
+    def make(cuts: Sequence[BenchCut] = (), supply: Any = None, port: Any = None) -> BenchDevice:
         config = AgentConfig(
             geometry=ota_geometry,
             allow_http_loopback=True,
@@ -74,6 +74,7 @@ def make_device(
             port=port or flash_target.port,
             clock=flash_target.clock,
             supply=supply or flash_supply,
+            off_time_s=flash_target.rig.off_time_s if flash_target.rig else DEFAULT_OFF_TIME_S,
             config=config,
             cuts=cuts,
             model=flash_target.chip,
@@ -123,20 +124,16 @@ class BusyAtCut:
         self.busy: list[bool] = []
 
     @property
-    def is_on(self) -> bool:
-        return self._supply.is_on
+    def powered(self) -> bool:
+        return bool(self._supply.powered)
 
-    @property
-    def off_time_s(self) -> float:
-        return self._supply.off_time_s
-
-    def off(self) -> None:
+    def power_off(self) -> None:
         if self._model is not None and self._model.powered:
             self.busy.append(self._model.busy)
-        self._supply.off()
+        self._supply.power_off()
 
-    def on(self) -> None:
-        self._supply.on()
+    def power_on(self) -> None:
+        self._supply.power_on()
 
 
 def sha256(data: bytes | bytearray) -> str:
@@ -216,7 +213,7 @@ async def test_cut_after_nth_program_erase_resumes_and_applies(
     one checkpoint interval of download) and the MCU ends with the exact image."""
     requires_capability("power_cut")
     image = make_image(3)
-    device = make_device(cuts=[CutPlan(after_op=CUT_MID_DOWNLOAD)])
+    device = make_device(cuts=[BenchCut(after_op=CUT_MID_DOWNLOAD)])
     offer(device, blob_server, 1, image)
     result = await device.run_until(applied(1))
     assert result.reached, result.reported
@@ -239,7 +236,7 @@ async def test_torn_cut_inside_an_operation_resumes_and_applies(
     image = make_image(4)
     supply = BusyAtCut(flash_supply, flash_target.chip)
     device = make_device(
-        cuts=[CutPlan(after_op=CUT_MID_DOWNLOAD, delay_s=TORN_DELAY_S)], supply=supply
+        cuts=[BenchCut(after_op=CUT_MID_DOWNLOAD, delay_s=TORN_DELAY_S)], supply=supply
     )
     offer(device, blob_server, 2, image)
     result = await device.run_until(applied(2))
@@ -261,7 +258,7 @@ async def test_cut_inside_a_sector_erase_resumes_and_applies(
     requires_capability("power_cut")
     image = make_image(5)
     supply = BusyAtCut(flash_supply, flash_target.chip)
-    plan = CutPlan(after_op=ERASE_MID_DOWNLOAD, delay_s=TORN_ERASE_DELAY_S, opcodes=SECTOR_ERASES)
+    plan = BenchCut(after_op=ERASE_MID_DOWNLOAD, delay_s=TORN_ERASE_DELAY_S, opcodes=SECTOR_ERASES)
     device = make_device(cuts=[plan], supply=supply)
     offer(device, blob_server, 4, image)
     result = await device.run_until(applied(4))
@@ -285,9 +282,9 @@ async def test_a_cut_in_each_of_three_boots_costs_at_most_a_checkpoint_each(
     requires_capability("power_cut")
     image = make_image(6)
     cuts = [
-        CutPlan(after_op=CUT_MID_DOWNLOAD),
-        CutPlan(after_op=60, delay_s=TORN_DELAY_S),
-        CutPlan(after_op=4, delay_s=TORN_ERASE_DELAY_S, opcodes=SECTOR_ERASES),
+        BenchCut(after_op=CUT_MID_DOWNLOAD),
+        BenchCut(after_op=60, delay_s=TORN_DELAY_S),
+        BenchCut(after_op=4, delay_s=TORN_ERASE_DELAY_S, opcodes=SECTOR_ERASES),
     ]
     device = make_device(cuts=cuts)
     offer(device, blob_server, 5, image)

@@ -3,8 +3,8 @@
 import pytest
 
 from agent.errors import PowerLoss
-from hil.device import CutSchedule, ModelSupply
-from hil.powercut import SECTOR_ERASES, CutPlan, PowerCutPort
+from hil.device import CutSchedule
+from hil.powercut import SECTOR_ERASES, BenchCut, BenchCutPort
 from hil.raw import T_PP_S, T_SE_S, RawNor
 from sim.chip.w25q128 import W25Q128
 from sim.clock import VirtualClock
@@ -28,14 +28,12 @@ def erase(nor: RawNor, address: int = BASE) -> None:
 def test_cut_plan_refuses_opcodes_that_are_not_program_or_erase():
     """Datasheet 8.1: 03h (Read Data) starts no internal write cycle; the error names it."""
     with pytest.raises(ValueError, match="opcodes"):
-        CutPlan(after_op=1, opcodes=frozenset({0x20, 0x03}))
+        BenchCut(after_op=1, opcodes=frozenset({0x20, 0x03}))
 
 
 def test_cut_plan_with_erase_opcodes_counts_only_erases(chip):
     """A plan narrowed to 20h/52h/D8h (8.2.17-8.2.19) lets page programs (02h) go by."""
-    port = PowerCutPort(
-        SimSpiPort(chip), ModelSupply(chip), chip.clock, CutPlan(1, opcodes=SECTOR_ERASES)
-    )
+    port = BenchCutPort(SimSpiPort(chip), chip, chip.clock, BenchCut(1, opcodes=SECTOR_ERASES))
     nor = RawNor(port, chip.clock)
     nor.program(BASE, b"\x00" * 256)  # not counted: no cut
     nor.wait_idle(T_PP_S)
@@ -46,8 +44,8 @@ def test_cut_plan_with_erase_opcodes_counts_only_erases(chip):
 
 def test_schedule_arms_one_plan_per_boot_and_counts_from_each_boot(chip):
     """Issue 6: each plan cuts once in its own boot; the next boot counts afresh."""
-    supply = ModelSupply(chip)
-    schedule = CutSchedule(SimSpiPort(chip), supply, chip.clock, [CutPlan(1), CutPlan(2)])
+    supply = chip
+    schedule = CutSchedule(SimSpiPort(chip), supply, chip.clock, [BenchCut(1), BenchCut(2)])
     nor = RawNor(schedule, chip.clock, record=False)
     nor.erase(BASE)
     with pytest.raises(PowerLoss):
@@ -67,7 +65,7 @@ def test_schedule_arms_one_plan_per_boot_and_counts_from_each_boot(chip):
 def test_power_on_without_a_cut_holds_the_supply_off_then_restores_it(chip):
     """A reboot that no plan caused (e.g. SimDevice.power_cycle) still power-cycles the
     chip for ``off_time_s`` (the rig's hold time), leaving no cut recorded."""
-    schedule = CutSchedule(SimSpiPort(chip), ModelSupply(chip, off_time_s=0.5), chip.clock)
+    schedule = CutSchedule(SimSpiPort(chip), chip, chip.clock, off_time_s=0.5)
     before = chip.clock.monotonic()
     schedule.power_off()
     off = schedule.powered
@@ -78,4 +76,4 @@ def test_power_on_without_a_cut_holds_the_supply_off_then_restores_it(chip):
 
 def test_schedule_refuses_a_plan_of_the_wrong_type_by_index(chip):
     with pytest.raises(TypeError, match=r"plans\[1\]"):
-        CutSchedule(SimSpiPort(chip), ModelSupply(chip), chip.clock, [CutPlan(1), 3])
+        CutSchedule(SimSpiPort(chip), chip, chip.clock, [BenchCut(1), 3])

@@ -6,7 +6,7 @@ import pytest
 
 from agent.errors import PowerLoss
 from hil.port import open_bench
-from hil.powercut import CutPlan, PowerCutPort
+from hil.powercut import BenchCut, BenchCutPort
 from hil.raw import T_PP_S, T_SE_S, RawNor
 from hil.rig import Rig
 
@@ -19,7 +19,7 @@ VIRTUAL = Path(__file__).resolve().parents[2] / "fixtures" / "rigs" / "virtual.t
 def test_cut_plan_refuses_bad_values_by_name(field, value):
     kwargs = {"after_op": 1, field: value}
     with pytest.raises(ValueError, match=field):
-        CutPlan(**kwargs)
+        BenchCut(**kwargs)
 
 
 def test_cut_part_way_into_an_erase_tears_the_sector():
@@ -31,7 +31,13 @@ def test_cut_part_way_into_an_erase_tears_the_sector():
         for page in range(0, 4096, 256):
             nor.program(base + page, b"\x00" * 256)
             nor.wait_idle(T_PP_S)
-        port = PowerCutPort(bench.port, bench.power, bench.clock, CutPlan(after_op=1, delay_s=0.02))
+        port = BenchCutPort(
+            bench.port,
+            bench.power,
+            bench.clock,
+            BenchCut(after_op=1, delay_s=0.02),
+            off_time_s=bench.rig.off_time_s,
+        )
         RawNor(port, bench.clock).erase(base)
         cut_chip_powered = bench.chip.powered
         with pytest.raises(PowerLoss):
@@ -46,7 +52,13 @@ def test_reads_and_status_reads_do_not_count_as_program_or_erase():
     """Only instructions that start an internal write cycle (datasheet 8.1) count."""
     rig = Rig.load(VIRTUAL)
     with open_bench(rig) as bench:
-        port = PowerCutPort(bench.port, bench.power, bench.clock, CutPlan(after_op=1))
+        port = BenchCutPort(
+            bench.port,
+            bench.power,
+            bench.clock,
+            BenchCut(after_op=1),
+            off_time_s=bench.rig.off_time_s,
+        )
         nor = RawNor(port, bench.clock)
         nor.read(rig.test_region[0], 16)
         nor.sr(1)

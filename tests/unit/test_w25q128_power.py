@@ -4,7 +4,7 @@ section 2 "Power"; datasheet 7.1 power-on state, 8.2.13/8.2.15 "undefined if pow
 import pytest
 
 from agent.errors import PowerLoss
-from sim.chip.w25q128 import W25Q128, PowerCutPlan
+from sim.chip.w25q128 import W25Q128, ChipCut
 from tests.common.nor import Nor
 
 pytestmark = pytest.mark.sim
@@ -149,10 +149,10 @@ def test_cut_at_a_virtual_time_tears_the_op_at_that_fraction():
 
 def test_after_ops_counts_state_changing_operations_from_scheduling():
     """after_ops=N cuts during the Nth program/erase/status write latched after scheduling;
-    reads and ignored commands do not count (PowerCutPlan)."""
+    reads and ignored commands do not count (ChipCut)."""
     nor = Nor()
     nor.program(0, b"\x00")
-    nor.chip.schedule_cut(PowerCutPlan(after_ops=2, fraction=0.0))
+    nor.chip.schedule_cut(ChipCut(after_ops=2, fraction=0.0))
     nor.read(0, 16)
     nor.program(0x100, b"\x00", wel=False)
     nor.program(0x200, b"\x00")
@@ -196,13 +196,13 @@ def test_torn_status_write_gives_both_outcomes_across_seeds():
 def test_power_cut_plan_validates_its_fields():
     """Bad plans are refused with the field named (house rule: validated on construction)."""
     with pytest.raises(ValueError, match="exactly one"):
-        PowerCutPlan()
+        ChipCut()
     with pytest.raises(ValueError, match="after_ops"):
-        PowerCutPlan(after_ops=0)
+        ChipCut(after_ops=0)
     with pytest.raises(ValueError, match="fraction"):
-        PowerCutPlan(after_ops=1, fraction=1.5)
+        ChipCut(after_ops=1, fraction=1.5)
     with pytest.raises(ValueError, match="at_time"):
-        PowerCutPlan(at_time=float("nan"))
+        ChipCut(at_time=float("nan"))
 
 
 def test_power_cuts_are_counted():
@@ -271,7 +271,7 @@ def test_power_on_forgets_a_pending_volatile_write_enable():
 
 
 def test_cut_at_a_virtual_time_lands_exactly_then():
-    """at_time=T: the chip is powered until T and unpowered from T on (PowerCutPlan)."""
+    """at_time=T: the chip is powered until T and unpowered from T on (ChipCut)."""
     nor = Nor()
     nor.chip.schedule_cut(at_time=1.0)
     nor.clock.advance(1.0 - 1e-6 - 4 * 8 / nor.port.frequency)
@@ -282,7 +282,7 @@ def test_cut_at_a_virtual_time_lands_exactly_then():
 
 def test_state_changes_counts_the_operations_after_ops_counts():
     """counters.state_changes counts program, erase, non-volatile status write and security
-    program/erase; not reads, volatile status writes or ignored commands (PowerCutPlan,
+    program/erase; not reads, volatile status writes or ignored commands (ChipCut,
     ChipCounters)."""
     nor = Nor()
     nor.program(0, b"\x00")
@@ -300,7 +300,7 @@ def test_state_changes_counts_the_operations_after_ops_counts():
 
 def test_scheduling_a_cut_restarts_the_operation_count():
     """A new plan replaces the armed one and counts after_ops from its own scheduling, not
-    from the replaced plan's (PowerCutPlan, schedule_cut)."""
+    from the replaced plan's (ChipCut, schedule_cut)."""
     nor = Nor()
     nor.chip.schedule_cut(after_ops=3, fraction=0.0)
     nor.program(0x000, b"\x00")

@@ -20,7 +20,7 @@ from agent.engine import AgentConfig
 from sim.cloud.blobserver import BlobServer
 from sim.cloud.twin import publish_ota
 from sim.device import SimDevice, applied
-from sim.ports.aimed_cut import OpCut
+from sim.ports.aimed_cut import AimedCut
 
 MiB = 1024 * 1024
 
@@ -48,7 +48,7 @@ async def ota_once(size: int, cuts: int, checkpoint: int, seed: int) -> OtaRun:
     device = SimDevice(seed=seed, config=config)
     cutter = device.aim_cuts() if cuts else None
     pages = size // 256
-    plan = [OpCut("page_program", nth=max(1, pages // (cuts + 1)), fraction=0.5)] * cuts
+    plan = [AimedCut("page_program", nth=max(1, pages // (cuts + 1)), fraction=0.5)] * cuts
 
     def on_boot(dev: SimDevice) -> None:
         if cutter is not None and plan:
