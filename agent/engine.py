@@ -394,15 +394,7 @@ class Agent:
         if size != job.size or digest.hexdigest().upper() != job.sha256:
             log.error("verify failed: %d bytes, sha256 %s", size, digest.hexdigest())
             self.storage.remove(STAGED_PATH)  # before the record says failed
-            self.journal.save(
-                Record(
-                    record.installed_version,
-                    State.FAILED,
-                    job,
-                    0,
-                    ErrorText.SHA256_VERIFY_FAIL.value,
-                )
-            )
+            self.journal.save(record.failed(ErrorText.SHA256_VERIFY_FAIL.value, committed=0))
             await self._report_failed(self.journal.record)
             return False
         self.journal.save(record.verified())
@@ -428,15 +420,8 @@ class Agent:
                     raise
                 except Exception as exc:
                     log.error("MCU install failed: %s", exc)
-                    self.journal.save(
-                        Record(
-                            self.journal.record.installed_version,
-                            State.FAILED,
-                            job,
-                            job.size,
-                            ErrorText.MCU_DOWNLOAD_FAIL.value,
-                        )
-                    )
+                    failed = self.journal.record.failed(ErrorText.MCU_DOWNLOAD_FAIL.value)
+                    self.journal.save(failed)
                     await self._report_failed(self.journal.record, detail=str(exc))
                     return
             self.journal.save(self.journal.record.applied())

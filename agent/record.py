@@ -25,7 +25,6 @@ from typing import Any
 from agent.storage import Storage
 
 __all__ = [
-    "RECORD_PATH",
     "SCHEMA",
     "Job",
     "Record",
@@ -35,7 +34,6 @@ __all__ = [
     "save_record",
 ]
 
-RECORD_PATH = "record.json"
 SCHEMA = 1
 MAX_RECORD_BYTES = 4096  # a real record is a few hundred bytes; refuse to parse more
 
@@ -176,9 +174,11 @@ class Record:
         job = self._job()
         return Record(job.version, State.APPLIED, job, job.size)
 
-    def failed(self, error: str) -> Record:
-        """Give up on the job with ``error`` (the report's ``Error`` text)."""
-        return Record(self.installed_version, State.FAILED, self._job(), self.committed, error)
+    def failed(self, error: str, *, committed: int | None = None) -> Record:
+        """Give up on the job with ``error`` (the report's ``Error`` text); ``committed``
+        says how much of the image flash still holds (0 once the staged file is gone)."""
+        kept = self.committed if committed is None else committed
+        return Record(self.installed_version, State.FAILED, self._job(), kept, error)
 
     def _job(self) -> Job:
         if self.job is None:
@@ -225,7 +225,7 @@ def encode(record: Record) -> bytes:
     return _canonical({"schema": SCHEMA, "crc32": crc, "record": body}) + b"\n"
 
 
-def decode(raw: bytes, *, source: str = RECORD_PATH) -> Record:
+def decode(raw: bytes, *, source: str = "record") -> Record:
     """Parse :func:`encode` output; anything else raises :class:`RecordError`."""
     where = f"progress record {source!r}"
     if len(raw) > MAX_RECORD_BYTES:
@@ -249,7 +249,7 @@ def decode(raw: bytes, *, source: str = RECORD_PATH) -> Record:
         raise RecordError(f"{where} holds an impossible record: {exc}") from exc
 
 
-def load_record(storage: Storage, path: str = RECORD_PATH) -> Record | None:
+def load_record(storage: Storage, path: str) -> Record | None:
     """The stored record, or ``None`` when there is none (first boot).
 
     Raises :class:`RecordError` for a file that is not a valid record (the caller
@@ -264,7 +264,7 @@ def load_record(storage: Storage, path: str = RECORD_PATH) -> Record | None:
     return decode(storage.read_file(path), source=path)
 
 
-def save_record(storage: Storage, record: Record, path: str = RECORD_PATH) -> None:
+def save_record(storage: Storage, record: Record, path: str) -> None:
     """Replace the stored record atomically: a cut leaves the old one or this one."""
     storage.write_atomic(path, encode(record))
 

@@ -13,7 +13,6 @@ import pytest
 
 from agent.errors import PowerLoss
 from agent.record import (
-    RECORD_PATH,
     Job,
     Record,
     RecordError,
@@ -27,6 +26,8 @@ from agent.storage import Geometry
 from tests.common.storage import Rig
 
 pytestmark = pytest.mark.sim
+
+PATH = "record.json"  # where these tests keep the record; the agent's is ota/record.json
 
 GEOMETRY = Geometry(block_count=32)
 SHA = "ab" * 32
@@ -49,7 +50,7 @@ def storage():
 
 def test_no_record_on_a_fresh_file_system(storage):
     """First boot: there is nothing to resume."""
-    assert load_record(storage) is None
+    assert load_record(storage, PATH) is None
 
 
 @pytest.mark.parametrize(
@@ -66,16 +67,16 @@ def test_no_record_on_a_fresh_file_system(storage):
 )
 def test_a_record_round_trips_through_the_file_system(storage, record):
     """What save_record writes, load_record reads back equal, in every state."""
-    save_record(storage, record)
-    assert load_record(storage) == record
+    save_record(storage, record, PATH)
+    assert load_record(storage, PATH) == record
 
 
 def test_save_replaces_the_previous_record(storage):
     first = Record(1).begin(job())
-    save_record(storage, first)
-    save_record(storage, first.progressed(700))
-    assert load_record(storage) == first.progressed(700)
-    assert storage.listdir() == [RECORD_PATH]
+    save_record(storage, first, PATH)
+    save_record(storage, first.progressed(700), PATH)
+    assert load_record(storage, PATH) == first.progressed(700)
+    assert storage.listdir() == [PATH]
 
 
 def test_the_sha256_is_kept_uppercase_as_the_cloud_contract_writes_it():
@@ -141,9 +142,9 @@ def test_the_url_of_a_job_never_holds_the_sas():
 )
 def test_garbage_is_rejected_with_a_clear_error(storage, raw, why):
     """A foreign or damaged file is a RecordError saying what is wrong, not a crash."""
-    storage.write_atomic(RECORD_PATH, raw)
+    storage.write_atomic(PATH, raw)
     with pytest.raises(RecordError, match=why):
-        load_record(storage)
+        load_record(storage, PATH)
 
 
 def test_a_flipped_bit_fails_the_crc():
@@ -181,10 +182,10 @@ def test_a_cut_at_every_operation_of_save_leaves_the_old_or_the_new_record():
 
     rig = Rig()
     st = rig.mount(GEOMETRY)
-    save_record(st, old)
+    save_record(st, old, PATH)
     before = rig.chip.snapshot()
     start = rig.ops
-    save_record(st, new)
+    save_record(st, new, PATH)
     total = rig.ops - start
     seen = []
     for torn in (False, True):
@@ -193,8 +194,8 @@ def test_a_cut_at_every_operation_of_save_leaves_the_old_or_the_new_record():
             st = rig.mount(GEOMETRY)
             rig.cut_after(n, torn=torn)
             with contextlib.suppress(PowerLoss):
-                save_record(st, new)
-            got = load_record(rig.reboot(GEOMETRY))
+                save_record(st, new, PATH)
+            got = load_record(rig.reboot(GEOMETRY), PATH)
             assert got in (old, new), f"cut after op {n} of {total} (torn={torn}): {got}"
             seen.append(got)
     assert seen[0] == old and seen[-1] == new
