@@ -1,4 +1,5 @@
-"""Records of the W25Q128JV model: cut plans, counters, snapshots, and seeded bit masks.
+"""Records of the W25Q128JV model: cut plans, counters, snapshots, seeded bit masks and the
+operation in flight.
 
 Kept apart from :mod:`sim.chip.w25q128` (the command machine) so the records others build
 on read at a glance.
@@ -8,7 +9,9 @@ import math
 import random
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from agent.w25q128jv import SECTORS
 
@@ -100,3 +103,36 @@ def bernoulli_mask(rng: random.Random, nbits: int, p: float) -> int:
         word = rng.getrandbits(nbits)
         mask = (mask | word) if (k >> i) & 1 else (mask & word)
     return mask
+
+
+class Operation:
+    """One program/erase/status write in flight: its timing and its effect ``fn(*args, f)``."""
+
+    __slots__ = (
+        "args",
+        "done_s",
+        "duration",
+        "end",
+        "fn",
+        "kind",
+        "resumed_at",
+        "suspend_at",
+        "unit",
+    )
+
+    def __init__(
+        self,
+        kind: str,
+        now: float,
+        duration: float,
+        fn: Callable[..., None],
+        args: tuple[Any, ...],
+        unit: tuple[int, int],
+    ) -> None:
+        self.kind, self.duration, self.fn, self.args, self.unit = kind, duration, fn, args, unit
+        self.done_s, self.resumed_at, self.end = 0.0, now, now + duration
+        self.suspend_at: float | None = None
+
+    def progress(self, now: float, running: bool) -> float:
+        done = self.done_s + (now - self.resumed_at if running else 0.0)
+        return 1.0 if self.duration <= 0 else min(1.0, max(0.0, done / self.duration))

@@ -6,8 +6,11 @@ Section numbers cite the W25Q128JV datasheet (Rev H and later): identity 8.2.27-
 (9Fh, 90h, ABh, 4Bh, 5Ah); reads 8.2.6-8.2.7; WEL 7.1.2, 8.2.1-8.2.3; status
 registers 7.1, 8.2.4-8.2.5; Page Program 8.2.13; erases 8.2.15-8.2.19; suspend/resume
 8.2.20-8.2.21; power-down 8.2.22-8.2.23; security registers 8.2.33-8.2.35; block locks
-8.2.36-8.2.40; reset 8.2.43; timing 9.6 (:mod:`sim.chip.timing`); protection table
-:mod:`sim.chip.protect`; SFDP :mod:`sim.chip.sfdp`.
+8.2.36-8.2.40; reset 8.2.43. This module is the command machine, time and power; the
+commands' effects live in its parts: reads, programs and erases :mod:`sim.chip.array`,
+status registers and protection :mod:`sim.chip.status` (table :mod:`sim.chip.protect`),
+security registers :mod:`sim.chip.security`, busy times :mod:`sim.chip.timing`, SFDP
+:mod:`sim.chip.sfdp`, the non-volatile store :mod:`sim.chip.store`.
 
 Power cuts (:meth:`W25Q128.schedule_cut`, :meth:`W25Q128.power_off`) tear the operation
 in flight at its progress ``f`` (elapsed busy time / its duration). Distributions, all
@@ -22,32 +25,9 @@ drawn from a ``random.Random`` seeded from ``seed``:
 Wear: each sector counts its erases. With ``wear_failure=True``, every erase past
 ``endurance`` sticks one more seeded random bit of that sector at 0 (it no longer erases).
 
-Deliberate deviations from the datasheet:
-
-* Dual/quad I/O (3Bh, 6Bh, BBh, EBh, 92h, 94h, 32h, 77h, 38h...) is declined: the seam is
-  a single-bit SPI master (one MOSI, one MISO), which cannot clock those phases. The
-  opcodes are ignored and MISO stays high-Z, read as 0xFF; the SFDP table omits them.
-* MISO reads 0xFF whenever the chip does not drive it (header bytes, ignored commands,
-  past the end of 9Fh/4Bh data).
-* /CS can only rise on a byte boundary, because transfers are whole bytes.
-* tPP is the same for 1 to 256 bytes. tDP, tRES1, tRST and the power-up write-inhibit
-  time tPUW take no time. Suspend takes effect tSUS (max) after 75h's /CS rise.
-* Enable Reset + Reset (66h, 99h) is accepted while BUSY or suspended (8.2.43 warns it
-  may corrupt data): it tears the operation in flight as a power cut would.
-* A program or erase into a protected area, or a status write while SRP/SRL lock the
-  registers, is ignored and leaves WEL set. Erases execute if /CS rises after at least
-  the 3 address bytes (extra bytes are ignored).
-* 01h followed by two bytes writes SR1 then SR2. With 50h and 06h both pending, the
-  status write is volatile. 50h stays pending until the next status write.
-* 36h/39h/7Eh/98h need WEL and clear it; all block locks are 1 at power-on and reset.
-* IQ parts (9Fh ``EF 40 18``) have QE fixed at 1, so /WP is IO2 and gives no hardware
-  protection (datasheet 4.3); IM parts (``EF 70 18``) have QE programmable, default 0.
-  SR3 powers up as 0x60 (DRV1:0 = 11).
-* While suspended the model refuses erases, status writes, security program/erase,
-  block locks and power-down, and Page Program into the erase-suspended sector; reads
-  of the suspended unit return its contents from before the operation.
-* Security registers are addressed 0x001000/0x002000/0x003000 (A11..A8 = 0); any other
-  address is ignored (program/erase) or reads 0xFF. Reads wrap within the 256 bytes.
+Where the model departs from the datasheet on purpose (dual/quad I/O declined, a reset
+accepted while BUSY, protection refusals leaving WEL set...) is listed in
+``docs/w25q128jv.md`` ("Deviations").
 """
 
 import os
@@ -61,41 +41,27 @@ if TYPE_CHECKING:
 from agent.errors import PowerLoss
 from agent.w25q128jv import (
     ALLOWED_WHILE_BUSY,
-    BLOCK_64K,
     CHIP_ERASES,
     ERASE_UNITS,
-    PAGE,
     READ_STATUS,
-    SECTOR,
     SECTORS,
-    SIZE,
-    SR1,
-    SR2,
-    SR3,
     WRITE_STATUS,
     Op,
 )
 from sim.chip import sfdp
-from sim.chip.protect import protected_range, status_locked
-from sim.chip.state import ChipCounters, ChipCut, ChipSnapshot, bernoulli_mask
-from sim.chip.store import ERASED_SECTOR, NvStore
+from sim.chip.array import ERASES, ArrayCommands
+from sim.chip.security import SecurityRegisters
+from sim.chip.state import ChipCounters, ChipCut, ChipSnapshot, Operation
+from sim.chip.status import QE_BIT, StatusRegisters
+from sim.chip.store import NvStore
 from sim.chip.timing import DATASHEET, MODES, Timing
 from sim.clock import VirtualClock
 
 __all__ = ["W25Q128", "ChipCounters", "ChipCut", "ChipPowerLoss", "ChipSnapshot", "Timing"]
 
-MASK = SIZE - 1
 INF = float("inf")
 _Bytes = bytes | bytearray | memoryview  # what a transfer or an exchange may carry
 _FF = b"\xff" * 65536
-WEL_BIT, BUSY_BIT, SUS_BIT, QE_BIT, WPS_BIT = SR1.WEL, SR1.BUSY, SR2.SUS, SR2.QE, SR3.WPS
-LB_BITS, SRL_BIT = SR2.LB1 | SR2.LB2 | SR2.LB3, SR2.SRL
-WRITABLE = (  # what a status write may change in SR1, SR2, SR3 (7.1)
-    ~(SR1.BUSY | SR1.WEL) & 0xFF,
-    SR2.CMP | LB_BITS | QE_BIT | SRL_BIT,
-    SR3.HOLD_RST | SR3.DRV1 | SR3.DRV0 | SR3.WPS,
-)
-ERASES = {op: (size, Op(op).name.lower()) for op, size in ERASE_UNITS.items()}
 SUSPENDABLE = frozenset(("page_program", *(kind for _, kind in ERASES.values())))
 _RESET, _ENABLE_RESET, _RELEASE = (
     Op.RESET_DEVICE.value,
@@ -109,48 +75,11 @@ REFUSED_SUSPENDED = frozenset(  # erases, status writes, security program/erase,
 )
 
 
-def _ff(n: int) -> bytes:
-    return _FF[:n] if n <= 65536 else b"\xff" * n
-
-
 class ChipPowerLoss(PowerLoss):
     """An exchange reached the simulated chip while it had no power."""
 
 
-class _Op:
-    """One program/erase/status write in flight: its timing and its effect ``fn(*args, f)``."""
-
-    __slots__ = (
-        "args",
-        "done_s",
-        "duration",
-        "end",
-        "fn",
-        "kind",
-        "resumed_at",
-        "suspend_at",
-        "unit",
-    )
-
-    def __init__(
-        self,
-        kind: str,
-        now: float,
-        duration: float,
-        fn: Callable[..., None],
-        args: tuple[Any, ...],
-        unit: tuple[int, int],
-    ) -> None:
-        self.kind, self.duration, self.fn, self.args, self.unit = kind, duration, fn, args, unit
-        self.done_s, self.resumed_at, self.end = 0.0, now, now + duration
-        self.suspend_at: float | None = None
-
-    def progress(self, now: float, running: bool) -> float:
-        done = self.done_s + (now - self.resumed_at if running else 0.0)
-        return 1.0 if self.duration <= 0 else min(1.0, max(0.0, done / self.duration))
-
-
-class W25Q128:
+class W25Q128(ArrayCommands, StatusRegisters, SecurityRegisters):
     """The chip: /CS select, full-duplex byte transfer, deselect; see the module doc."""
 
     _reset_enabled: bool  # 66h came just before; 99h resets only then (8.2.43)
@@ -370,18 +299,13 @@ class W25Q128:
         """Volatile state after power-on or reset (7.1, 8.2.43)."""
         self._sr = list(self._store.status)
         self._wel = self._vwe = self._pd = self._reset_enabled = self._cs = False
-        self._op: _Op | None = None
-        self._suspended: _Op | None = None
+        self._op: Operation | None = None
+        self._suspended: Operation | None = None
         self._locks = bytearray(b"\x01" * SECTORS)
         self._head, self._need, self._ppos = b"", 1, 0
         self._handler, self._latch = self._fill, None
         self._refresh_protection()
         self._reschedule()
-
-    def _refresh_protection(self) -> None:
-        sr = self._sr
-        self._wps = bool(sr[2] & WPS_BIT)
-        self._prot = protected_range(sr[0], sr[1])
 
     def _reschedule(self) -> None:
         op, t = self._op, self._cut_time
@@ -438,7 +362,7 @@ class W25Q128:
             duration = self.table.duration(row, "random", self._rng_time)
         else:
             duration = self._durations[row]
-        self._op = op = _Op(kind, now, duration, fn, args, unit)
+        self._op = op = Operation(kind, now, duration, fn, args, unit)
         counters = self.counters
         counters.ops[kind] += 1
         counters.state_changes += 1
@@ -450,58 +374,6 @@ class W25Q128:
         self._next_event = op.end if op.end < self._cut_time else self._cut_time
 
     # ----- the array: program, erase, protection -------------------------------------------
-
-    def _protected(self, start: int, length: int) -> bool:
-        """BP/TB/SEC/CMP (7.1.3-7.1.6), or individual block locks when WPS=1 (7.1.14)."""
-        if self._wps:
-            return any(self._locks[start // SECTOR : (start + length - 1) // SECTOR + 1])
-        lo, hi = self._prot
-        return lo < start + length and start < hi
-
-    def _program(self, page: int, data: bytes, fraction: float) -> None:
-        """AND ``data`` into the page; torn: each 1->0 bit cleared with probability f."""
-        arr = self._array
-        old = int.from_bytes(arr[page : page + PAGE], "big")
-        want = int.from_bytes(data, "big")
-        if fraction < 1.0:
-            want = ~(bernoulli_mask(self._rng_tear, PAGE * 8, fraction) & old & ~want)
-        arr[page : page + PAGE] = (old & want).to_bytes(PAGE, "big")
-        self._dirty.add(page >> 12)
-
-    def _erase(self, start: int, length: int, fraction: float) -> None:
-        """Set the unit to 0xFF; torn: each 0 bit set with probability f; wear (module doc)."""
-        arr, store = self._array, self._store
-        for s in range(start // SECTOR, (start + length) // SECTOR):
-            lo = s * SECTOR
-            self._dirty.add(s)
-            if fraction < 1.0:
-                old = int.from_bytes(arr[lo : lo + SECTOR], "big")
-                ones = bernoulli_mask(self._rng_tear, SECTOR * 8, fraction)
-                arr[lo : lo + SECTOR] = (old | ones).to_bytes(SECTOR, "big")
-                continue
-            arr[lo : lo + SECTOR] = ERASED_SECTOR
-            store.wear[s] += 1
-            self.counters.sector_erases[s] += 1
-            if self.wear_failure and store.wear[s] > self.endurance:
-                bit = self._rng_wear.randrange(SECTOR * 8)
-                stuck = store.stuck.setdefault(s, {})
-                stuck[bit >> 3] = stuck.get(bit >> 3, 0) | (0x80 >> (bit & 7))
-            for off, bits in store.stuck.get(s, {}).items():
-                arr[lo + off] &= ~bits & 0xFF
-
-    @staticmethod
-    def _page_buffer(start: int, data: bytes) -> bytes:
-        """256 bytes of 0xFF with ``data`` placed from ``start``, wrapping (8.2.13)."""
-        n = len(data)
-        if n > PAGE:  # only the last 256 bytes survive, where they wrapped to
-            start, data, n = (start + n - PAGE) % PAGE, data[-PAGE:], PAGE
-        if start == 0 and n == PAGE:
-            return bytes(data)
-        buf = bytearray(_FF[:PAGE])
-        first = min(n, PAGE - start)
-        buf[start : start + first] = data[:first]
-        buf[: n - first] = data[first:]
-        return bytes(buf)
 
     # ----- the command machine ---------------------------------------------------------------
 
@@ -604,29 +476,6 @@ class W25Q128:
         n = len(data)
         return _FF[:n] if n <= 65536 else b"\xff" * n
 
-    def _collect(self, data: _Bytes, pos: int) -> bytes:
-        if pos == 0:
-            self._buf, self._dropped = bytes(data), 0
-        else:
-            self._buf += bytes(data)
-            if len(self._buf) > 4 * PAGE:  # keep the tail; the wrap point counts what is dropped
-                self._dropped += len(self._buf) - PAGE
-                self._buf = self._buf[-PAGE:]
-        return _ff(len(data))
-
-    def _read_array(self, data: _Bytes, pos: int) -> bytes:
-        """03h/0Bh: continues across pages and wraps from the end to 0 (8.2.6)."""
-        n = len(data)
-        a = (self._addr() + pos) & MASK
-        if a + n <= SIZE:
-            return bytes(self._array[a : a + n])
-        out = bytearray()
-        while len(out) < n:
-            take = min(n - len(out), SIZE - a)
-            out += self._array[a : a + take]
-            a = 0
-        return bytes(out)
-
     def _const(self, source: Callable[[], bytes]) -> Callable:
         def handler(data: _Bytes, pos: int) -> bytes:
             n = len(data)
@@ -643,35 +492,6 @@ class W25Q128:
         a, space = self._head[3] + pos, self.sfdp
         return bytes(space[(a + i) & 0xFF] for i in range(len(data)))
 
-    def _security_index(self) -> int | None:
-        a = self._addr()
-        reg = a >> 12
-        return reg - 1 if 1 <= reg <= 3 and not a & 0xF00 else None
-
-    def _read_security(self, data: _Bytes, pos: int) -> bytes:
-        idx = self._security_index()
-        if idx is None:
-            return _ff(len(data))
-        reg, a = self._store.security[idx], self._head[3] + pos
-        return bytes(reg[(a + i) & 0xFF] for i in range(len(data)))
-
-    def _status_value(self, reg: int) -> int:
-        v = self._sr[reg]
-        if reg == 0:
-            return v | (WEL_BIT if self._wel else 0) | (BUSY_BIT if self._op is not None else 0)
-        if reg == 1:
-            return v | (SUS_BIT if self._suspended is not None else 0)
-        return v
-
-    def _status_reader(self, reg: int) -> Callable:
-        def handler(data: _Bytes, pos: int) -> bytes:
-            return bytes((self._status_value(reg),)) * len(data)
-
-        return handler
-
-    def _read_lock(self, data: _Bytes, pos: int) -> bytes:
-        return bytes((self._locks[self._addr() // SECTOR],)) * len(data)
-
     # latches at /CS rise
 
     def _write_enable(self) -> None:
@@ -679,118 +499,6 @@ class W25Q128:
 
     def _write_disable(self) -> None:
         self._wel = False
-
-    def _volatile_write_enable(self) -> None:
-        self._vwe = True
-
-    def _payload(self) -> tuple[int, bytes] | None:
-        """(offset within the page where the data starts, data), or None with no data byte."""
-        if self._ppos == 0:
-            return None
-        return (self._head[3] + self._dropped) % PAGE, self._buf
-
-    def _latch_program(self) -> None:
-        """02h: needs WEL, an unprotected page and at least one data byte (8.2.13)."""
-        if not self._wel or self._ppos == 0:
-            return
-        h = self._head
-        page = h[1] << 16 | h[2] << 8
-        if (self._wps or self._prot[1]) and self._protected(page, PAGE):
-            return
-        susp = self._suspended
-        if susp is not None and (
-            susp.kind == "page_program" or susp.unit[0] <= page < susp.unit[0] + susp.unit[1]
-        ):
-            return
-        data, start = self._buf, (h[3] + self._dropped) & 0xFF
-        if start or len(data) != PAGE:
-            data = self._page_buffer(start, data)
-        self.counters.bytes_programmed += min(self._ppos, PAGE)
-        self._start("page_program", "page_program", self._program, (page, data), (page, PAGE))
-
-    def _latch_erase(self) -> None:
-        """20h/52h/D8h: the address is taken down to the unit boundary (8.2.15-8.2.17)."""
-        size, kind = ERASES[self._head[0]]
-        start = self._addr() & ~(size - 1)
-        if self._wel and not self._protected(start, size):
-            self._start(kind, kind, self._erase, (start, size), (start, size))
-
-    def _latch_chip_erase(self) -> None:
-        """C7h/60h: refused if any part of the array is protected (8.2.18)."""
-        if self._wel and not self._protected(0, SIZE):
-            self._start("chip_erase", "chip_erase", self._erase, (0, SIZE), (0, SIZE))
-
-    def _status_writer(self, first: int) -> Callable[[], None]:
-        def latch() -> None:
-            """01h/31h/11h: volatile after 50h, else non-volatile with WEL and tW (8.2.5)."""
-            if self._ppos == 0:
-                return
-            sr = self._sr
-            if status_locked(sr[0], sr[1], self.wp, not sr[1] & QE_BIT):
-                return
-            values = self._buf[: 2 if first == 0 else 1]
-            if self._vwe:
-                self._vwe = False
-                for i, v in enumerate(values):
-                    sr[first + i] = self._merge(first + i, sr[first + i], v, False)
-                self._refresh_protection()
-                self.counters.ops["write_status_volatile"] += 1
-                return
-            if not self._wel:
-                return
-            old, new = list(self._store.status), list(self._store.status)
-            for i, v in enumerate(values):
-                new[first + i] = self._merge(first + i, old[first + i], v, True)
-            self._start("write_status", "write_status", self._apply_status, (old, new))
-
-        return latch
-
-    def _apply_status(self, old: list[int], new: list[int], fraction: float) -> None:
-        """Complete a status write; torn: the new value with probability f, else the old."""
-        chosen = new if fraction >= 1.0 or self._rng_tear.random() < fraction else old
-        self._store.status = list(chosen)
-        self._sr = list(chosen)
-        self._refresh_protection()
-
-    def _merge(self, reg: int, old: int, value: int, nonvolatile: bool) -> int:
-        """A status write keeping read-only bits and one-time bits (LB1-3, SRL) (7.1)."""
-        w = WRITABLE[reg]
-        if reg == 1 and self.qe_fixed:
-            w &= ~QE_BIT
-        new = (old & ~w) | (value & w)
-        if reg == 1:
-            if nonvolatile:  # OTP: can go 0 -> 1 only
-                new |= old & (LB_BITS | SRL_BIT)
-            else:  # LB bits have no volatile copy to write
-                new = (new & ~LB_BITS) | (old & LB_BITS)
-        return new
-
-    def _latch_security_program(self) -> None:
-        """42h: like Page Program, within one 256-byte register, refused once LBn=1 (8.2.34)."""
-        idx, payload = self._security_index(), self._payload()
-        if not self._wel or payload is None or idx is None or self._sr[1] & (0x08 << idx):
-            return
-        data = self._page_buffer(*payload)
-        self._start("security_program", "page_program", self._security_write, (idx, data))
-
-    def _security_write(self, idx: int, data: bytes | None, fraction: float) -> None:
-        """Program (``data``) or erase (``None``) security register ``idx``, maybe torn."""
-        reg = self._store.security[idx]
-        old = int.from_bytes(reg, "big")
-        if data is None:
-            new = old | bernoulli_mask(self._rng_tear, PAGE * 8, fraction)
-        else:
-            want = int.from_bytes(data, "big")
-            if fraction < 1.0:
-                want = ~(bernoulli_mask(self._rng_tear, PAGE * 8, fraction) & old & ~want)
-            new = old & want
-        reg[:] = new.to_bytes(PAGE, "big")
-
-    def _latch_security_erase(self) -> None:
-        """44h: erase one security register, refused once its LBn=1 (8.2.33)."""
-        idx = self._security_index()
-        if self._wel and idx is not None and not self._sr[1] & (0x08 << idx):
-            self._start("security_erase", "sector_erase", self._security_write, (idx, None))
 
     def _suspend(self) -> None:
         """75h: during Page Program or a sector/block erase only; BUSY clears after tSUS."""
@@ -832,28 +540,3 @@ class W25Q128:
                 op.fn(*op.args, op.progress(now, running))
         self.counters.ops["reset"] += 1
         self._power_on_state()
-
-    def _block_locker(self, value: int) -> Callable[[], None]:
-        def latch() -> None:
-            """36h/39h: one 64 KiB block, or one 4 KiB sector in the top and bottom blocks."""
-            if not self._wel:
-                return
-            a = self._addr()
-            block = a // BLOCK_64K
-            if block in (0, SIZE // BLOCK_64K - 1):
-                self._locks[a // SECTOR] = value
-            else:
-                first = block * (BLOCK_64K // SECTOR)
-                self._locks[first : first + 16] = bytes((value,)) * 16
-            self._wel = False
-
-        return latch
-
-    def _global_locker(self, value: int) -> Callable[[], None]:
-        def latch() -> None:
-            """7Eh/98h: every block lock at once."""
-            if self._wel:
-                self._locks[:] = bytes((value,)) * SECTORS
-                self._wel = False
-
-        return latch
