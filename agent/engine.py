@@ -4,7 +4,7 @@ On every start the agent derives where it is from flash alone (the progress reco
 the staged and current image files, and the target's version), so a power cut at
 any instant, during a download, a verify, an install or the record's rename,
 resumes correctly. It keeps the original design's cloud contract
-(``shared/notes/reference-design.md``) without its weaknesses:
+(``docs/reference-design.md``) without its weaknesses:
 
 * versions only increase: an instruction not newer than what is installed is
   refused and reported, never re-applied (weakness 8);

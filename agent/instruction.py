@@ -1,6 +1,6 @@
 """The OTA instruction: the twin's desired ``extFwInfo``, parsed and validated.
 
-The cloud contract (reference design, ``shared/notes/reference-design.md``): the desired
+The cloud contract (reference design, ``docs/reference-design.md``): the desired
 property ``extFwInfo = {"version": int, "size": int, "url": "https://{account}.blob.core.
 windows.net/{container}/{blob}", "sas": "<SAS without the leading ?>", "sha256": "<hex>"}``,
 all five required, version > 0 and size > 0. The original crashed on a patch missing a key

@@ -2,7 +2,7 @@
 
 The real C littlefs (littlefs-python) runs over the flash driver through a block
 device that maps littlefs blocks to flash addresses. The traps of the binding
-(``/work/shared/notes/littlefs-python.md``) are handled here, once:
+(``docs/littlefs.md``) are handled here, once:
 
 1. Exceptions raised in a block-device callback are swallowed by the binding, so the
    callbacks never raise. A :class:`~agent.errors.PowerLoss` from the driver is

@@ -2,8 +2,8 @@
 
 Every program, erase and non-volatile status write keeps BUSY=1 for a time drawn
 from this table: the typical figure, the maximum, or (``"random"``) a seeded draw
-between them. Figures marked "(check)" in ``../shared/notes/w25q128jv.md`` follow
-Winbond W25Q128JV Rev H/I; the model documents them as its reading of the sheet.
+between them. The figures marked "(check)" in ``docs/w25q128jv.md`` ("Timing") are the
+model's reading of Winbond W25Q128JV Rev H/I, not yet confirmed against the AC table.
 """
 
 import random

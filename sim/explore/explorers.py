@@ -1,6 +1,6 @@
 """Systematic power-loss explorers: linear, log, exhaustive pairs and torn cuts.
 
-Like littlefs's test runner and MCUboot's simulator (``shared/notes/peers.md``): one
+Like littlefs's test runner and MCUboot's simulator (``docs/peers.md``): one
 clean run of a scenario counts its state-changing flash operations (page programs,
 erases, status writes); then each cut run cuts after operation *i* (``linear``: every
 *i*; ``log``: 1, 2, 4, 8...; ``exhaustive``: every pair *i*, *j* with the second cut

@@ -1,6 +1,6 @@
 """Every state the agent reports, end to end: real HTTP blob server, chip model, agent.
 
-The vocabulary is the original's cloud contract (shared/notes/reference-design.md,
+The vocabulary is the original's cloud contract (docs/reference-design.md,
 "Cloud contract"): ``extFwInfo.Status`` in downloading, interrupted, applying, applied,
 error, invalid, with ``Error`` text and ``Version`` after applied; ``Progress`` and
 ``Downloaded`` are ours (issue 4, "The state machine").

@@ -1,4 +1,4 @@
-"""One test per weakness of the original design (shared/notes/reference-design.md,
+"""One test per weakness of the original design (docs/reference-design.md,
 "Weaknesses an agent under test may have"), each asserting what the original gets wrong.
 """
 

@@ -11,7 +11,7 @@ either side fails.
 Sources (learn.microsoft.com/rest/api/storageservices/...): ``get-blob``,
 ``get-blob-properties``, ``specifying-the-range-header-for-blob-service-operations``,
 ``specifying-conditional-headers-for-blob-service-operations``, ``create-service-sas``,
-``blob-service-error-codes``; /work/shared/notes/azure.md for Azurite's own deviations.
+``blob-service-error-codes``; docs/azure.md for Azurite's own deviations.
 """
 
 from __future__ import annotations
@@ -338,7 +338,7 @@ _MALFORMED_CRASH = Difference(
     reason="the cloud accepts only bytes=N- and bytes=N-M (specifying-the-range-header); our "
     "server refuses other forms with 400 InvalidHeaderValue naming the header (what the cloud "
     "answers is undocumented); Azurite 3.35 parses a non-numeric start as NaN and fails with an "
-    "empty 500 (notes/azure.md says 'ignored', true only for the forms below)",
+    "empty 500 (docs/azure.md says 'ignored', true only for the forms below)",
 )
 _MALFORMED_IGNORED = Difference(
     ours=_error(400, "InvalidHeaderValue"),

@@ -1,5 +1,5 @@
 """A deterministic slice of each power-loss schedule, as littlefs's runner and MCUboot's
-simulator do it (``shared/notes/peers.md``), plus cuts inside operations.
+simulator do it (``docs/peers.md``), plus cuts inside operations.
 
 The correct agent must keep all six invariants (:mod:`sim.explore.invariants`) after every cut.
 """

@@ -1,7 +1,7 @@
 """Proof that the invariants can fail: each agent mutant breaks one within its budget.
 
 The mutants carry the original design's weaknesses and classic bugs
-(``shared/notes/reference-design.md``; issue 5 "Proof that the tests can fail");
+(``docs/reference-design.md``; issue 5 "Proof that the tests can fail");
 each kill is the cheapest deterministic exploration found for it
 (``sim/explore/mutants/kills.py``), and the correct agent must pass the same runs.
 """

@@ -1,7 +1,7 @@
 """agent.staging: the partial image and the progress record, kept in step.
 
 The rules are the module's ordering guarantees (``agent/staging.py`` docstring; the
-reference design's weaknesses 1 and 7 in ``shared/notes/reference-design.md``): the
+reference design's weaknesses 1 and 7 in ``docs/reference-design.md``): the
 record never claims bytes the staged file lacks, a staged file that disagrees with
 the record is restarted rather than resumed, and a restart removes the partial file
 before the record forgets the blob's ETag.
