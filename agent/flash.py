@@ -24,6 +24,7 @@ READ_DATA_MAX_HZ = 50e6  # datasheet 9.6: fR, clock for 03h
 PAYLOAD_MAX = 0xFF00  # pyftdi SpiController.PAYLOAD_MAX_LENGTH, each direction
 SFDP_SIGNATURE = b"SFDP"  # JESD216 6.2.1
 _RDSR1, _WREN = bytes([Op.READ_STATUS1]), bytes([Op.WRITE_ENABLE])
+_BUSY, _WEL = int(SR1.BUSY), int(SR1.WEL)  # plain ints: tested on every status poll
 
 
 def _power_of_two(value: int) -> bool:
@@ -312,7 +313,7 @@ class SpiFlash:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         start = self._clock.monotonic()
         status = self._poll(timeout_s, first_wait_s)
-        if status & SR1.BUSY:
+        if status & _BUSY:
             elapsed = self._clock.monotonic() - start
             raise FlashTimeout(f"{self.part.name} still BUSY {_ms(elapsed)} after {what}")
         return status
@@ -325,7 +326,7 @@ class SpiFlash:
         start = clock.monotonic()
         while True:
             status = self._port.exchange(_RDSR1, 1)[0]
-            if not status & SR1.BUSY:
+            if not status & _BUSY:
                 return status
             elapsed = clock.monotonic() - start
             if elapsed >= timeout_s:
@@ -338,13 +339,13 @@ class SpiFlash:
         typ, worst = self._times[param]
         start = self._clock.monotonic()
         status = self._poll(worst * self._margin, typ)
-        if status & SR1.BUSY:
+        if status & _BUSY:
             elapsed = self._clock.monotonic() - start
             raise FlashTimeout(
                 f"{self.part.name} still BUSY {_ms(elapsed)} after {_what(op, address)} "
                 f"(datasheet max {param} {_ms(worst)})"
             )
-        if status & SR1.WEL:
+        if status & _WEL:
             # A completed program/erase clears WEL (datasheet 7.1.2); a refused one never starts.
             detail = self._protection(status)
             what = _what(op, address)
@@ -353,7 +354,7 @@ class SpiFlash:
     def _write_enable(self, op: str, address: int | None) -> None:
         self._port.exchange(_WREN)
         status = self._port.exchange(_RDSR1, 1)[0]
-        if not status & SR1.WEL:
+        if not status & _WEL:
             raise ProtectedError(
                 f"write enable (06h) did not latch before {_what(op, address)}; "
                 f"{self._protection(status)}"

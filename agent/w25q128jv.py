@@ -7,7 +7,7 @@ here, so an opcode or a sector size is never typed twice. Section numbers cite t
 W25Q128JV datasheet (Rev H and later); ``docs/w25q128jv.md`` summarises it.
 """
 
-from enum import IntEnum, IntFlag
+from enum import IntEnum
 
 # -- geometry (datasheet 6, "Block diagram"; 24-bit addresses) --------------------------
 
@@ -117,7 +117,11 @@ ALLOWED_WHILE_BUSY = frozenset({*READ_STATUS, Op.SUSPEND, Op.ENABLE_RESET, Op.RE
 every other instruction is ignored."""
 
 
-class SR1(IntFlag):
+# Status register bits are IntEnums, not IntFlags: ``status & SR1.BUSY`` is then plain int
+# arithmetic (an IntFlag operation runs Python code, about 50x slower on a polling loop).
+
+
+class SR1(IntEnum):
     """Status Register-1 (datasheet 7.1)."""
 
     BUSY = 0x01  # read only: a program, erase or status write is in progress
@@ -130,7 +134,7 @@ class SR1(IntFlag):
     SRP = 0x80  # status register protect
 
 
-class SR2(IntFlag):
+class SR2(IntEnum):
     """Status Register-2 (datasheet 7.1)."""
 
     SRL = 0x01  # status register lock (one-time when non-volatile)
@@ -142,7 +146,7 @@ class SR2(IntFlag):
     SUS = 0x80  # read only: erase/program suspended
 
 
-class SR3(IntFlag):
+class SR3(IntEnum):
     """Status Register-3 (datasheet 7.1)."""
 
     WPS = 0x04  # write protect selection: individual block locks

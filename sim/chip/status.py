@@ -18,8 +18,10 @@ from sim.chip.protect import protected_range, status_locked
 from sim.chip.store import NvStore
 
 _Bytes = bytes | bytearray | memoryview
-WEL_BIT, BUSY_BIT, SUS_BIT, QE_BIT, WPS_BIT = SR1.WEL, SR1.BUSY, SR2.SUS, SR2.QE, SR3.WPS
-LB_BITS, SRL_BIT = SR2.LB1 | SR2.LB2 | SR2.LB3, SR2.SRL
+# plain ints: a status read (every BUSY poll) combines them
+WEL_BIT, BUSY_BIT, SUS_BIT = int(SR1.WEL), int(SR1.BUSY), int(SR2.SUS)
+QE_BIT, WPS_BIT, SRL_BIT = int(SR2.QE), int(SR3.WPS), int(SR2.SRL)
+LB_BITS = SR2.LB1 | SR2.LB2 | SR2.LB3
 WRITABLE = (  # what a status write may change in SR1, SR2, SR3 (7.1)
     ~(SR1.BUSY | SR1.WEL) & 0xFF,
     SR2.CMP | LB_BITS | QE_BIT | SRL_BIT,

@@ -13,11 +13,18 @@ from dataclasses import dataclass
 from agent.w25q128jv import ADDRESSED, BLOCK_64K, CHIP_ERASES, ERASE_UNITS, PAGE, SIZE, SR1, Op
 from sim.ports.wrapper import ExchangePort
 
-READS_WITH_ADDRESS: dict[int, int] = {
+READS_WITH_ADDRESS: dict[int, int] = {  # opcode: dummy bytes after the address
     Op.READ_DATA: 0,
     Op.FAST_READ: 1,
     Op.READ_SFDP: 1,
-}  # dummy bytes
+}
+# plain ints for the per-transaction checks (an enum member costs an attribute lookup)
+_JEDEC, _RDSR1, _UID, _SFDP = (
+    int(op) for op in (Op.JEDEC_ID, Op.READ_STATUS1, Op.UNIQUE_ID, Op.READ_SFDP)
+)
+_RDSR23 = (int(Op.READ_STATUS2), int(Op.READ_STATUS3))
+_PP, _WREN, _WRDI = (int(op) for op in (Op.PAGE_PROGRAM, Op.WRITE_ENABLE, Op.WRITE_DISABLE))
+_WEL = int(SR1.WEL)
 
 
 @dataclass(frozen=True)
@@ -90,17 +97,17 @@ class RamSpiPort(ExchangePort):
         """Bytes the chip shifts out next; 0xFF (pulled-up MISO) for anything unknown."""
         tx, pos = self._tx, self._read
         op = tx[0] if tx else None
-        if op == Op.JEDEC_ID:
+        if op == _JEDEC:
             return (self.jedec_id + b"\xff" * (pos + n))[pos : pos + n]
-        if op == Op.READ_STATUS1:
-            return bytes([SR1.WEL if self.wel else 0]) * n
-        if op in (Op.READ_STATUS2, Op.READ_STATUS3):
+        if op == _RDSR1:
+            return bytes([_WEL if self.wel else 0]) * n
+        if op in _RDSR23:
             return b"\x00" * n
-        if op == Op.UNIQUE_ID and len(tx) >= 5:
+        if op == _UID and len(tx) >= 5:
             return (self.unique_id + b"\xff" * (pos + n))[pos : pos + n]
         if op in READS_WITH_ADDRESS and len(tx) >= 4 + READS_WITH_ADDRESS[op]:
             address = int.from_bytes(tx[1:4], "big") + pos
-            mem = self._sfdp if op == Op.READ_SFDP else self.memory
+            mem = self._sfdp if op == _SFDP else self.memory
             address %= len(mem)  # reads wrap at the end of the array (datasheet 8.2.6)
             data = bytes(mem[address : address + n])
             while len(data) < n:
@@ -116,13 +123,13 @@ class RamSpiPort(ExchangePort):
         op = tx[0]
         address = int.from_bytes(tx[1:4], "big") if op in ADDRESSED and len(tx) >= 4 else None
         if self.log is not None:
-            length = len(tx) - 4 if op == Op.PAGE_PROGRAM else self._read
+            length = len(tx) - 4 if op == _PP else self._read
             self.log.append(SpiCommand(op, address, length))
-        if op == Op.WRITE_ENABLE:
+        if op == _WREN:
             self.wel = True
-        elif op == Op.WRITE_DISABLE:
+        elif op == _WRDI:
             self.wel = False
-        elif op == Op.PAGE_PROGRAM and self.wel and address is not None and len(tx) > 4:
+        elif op == _PP and self.wel and address is not None and len(tx) > 4:
             self._program(address % len(self.memory), bytes(tx[4:]))
             self.wel = False
         elif op in ERASE_UNITS and self.wel and address is not None:
