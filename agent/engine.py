@@ -35,7 +35,9 @@ import aiohttp
 from agent.clock import Clock
 from agent.download import Downloader, DownloadError, DownloadPolicy, DownloadStats
 from agent.errors import PowerLoss
+from agent.flash import SpiFlash
 from agent.instruction import Instruction, InvalidInstruction, parse_instruction
+from agent.protocol import Board
 from agent.record import Job, Record, RecordError, State, load_record
 from agent.report import ErrorText, Report, Status, percent, to_reported
 from agent.staging import (
@@ -116,6 +118,21 @@ class Agent:
         self._progress_sent = -1
         self._outbox: asyncio.Queue[Report] = asyncio.Queue()
         self._downloader: Downloader | None = None
+
+    @classmethod
+    def from_board(cls, board: Board) -> Agent:
+        """This agent (or a subclass) behind the :mod:`agent.protocol` seam: an
+        :data:`~agent.protocol.AgentFactory`. It drives the board's SPI port through
+        :class:`agent.flash.SpiFlash`, or takes the board's ``flash`` when it has one."""
+        return cls(
+            flash=board.flash if board.flash is not None else SpiFlash(board.spi, board.clock),
+            twin=board.twin,
+            target=board.target,
+            clock=board.clock,
+            config=board.config,
+            rng=board.rng,
+            session_factory=board.session_factory,
+        )
 
     # -- boot ---------------------------------------------------------------------
 

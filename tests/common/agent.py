@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import random
@@ -26,6 +27,7 @@ import aiohttp
 from agent.download import DownloadPolicy, DownloadStats
 from agent.engine import Agent, AgentConfig
 from agent.flash import SpiFlash
+from agent.protocol import Board
 from agent.record import Record, load_record
 from agent.staging import CURRENT_PATH, RECORD_PATH, STAGED_PATH
 from agent.storage import Geometry, Storage
@@ -240,8 +242,8 @@ async def rig(
         yield Rig(server=server, device=dev, recorder=recorder)
 
 
-def _recording_agent(holder: dict[str, Recorder], **kwargs: Any) -> Agent:
-    return Agent(session_factory=holder["recorder"].session, **kwargs)
+def _recording_agent(holder: dict[str, Recorder], board: Board) -> Agent:
+    return Agent.from_board(dataclasses.replace(board, session_factory=holder["recorder"].session))
 
 
 def status_is(status: str, **fields: Any) -> Any:
