@@ -5,7 +5,7 @@ From "Communicate with DPS using the MQTT protocol" and "Symmetric key attestati
 
 - CONNECT: client id = registration id, username ``{id scope}/registrations/
   {registration id}/api-version=...``, password a SAS token for ``{id scope}/
-  registrations/{registration id}`` with ``skn=registration``, signed with the individual
+  registrations/{registration id}`` (``skn=registration`` optional: the SDK omits it), signed with the individual
   enrollment's key or, for a group enrollment, with the device key derived from the
   group's key (``HMAC-SHA256(group key, registration id)``); or a TLS client certificate
   with subject CN = registration id, signed by a group's CA (or, for an individual
@@ -176,6 +176,7 @@ class Provisioning:
                         resources=[f"{self.id_scope}/registrations/{registration_id}"],
                         keys=enrollment.device_keys(registration_id),
                         key_name="registration",
+                        key_name_required=False,
                     )
                 except sas.SasError:
                     continue

@@ -71,11 +71,13 @@ def verify(
     resources: Iterable[str],
     keys: Iterable[str],
     key_name: str | None = None,
+    key_name_required: bool = True,
     now: float | None = None,
 ) -> None:
     """Accept ``token`` if it names one of ``resources`` (case-insensitively, as IoT Hub
     compares host names), is not expired, carries ``skn == key_name`` when a policy is
-    required, and is signed by one of ``keys``; raise :class:`SasError` otherwise."""
+    required (DPS takes ``skn=registration`` or none: the device SDK sends none), and is
+    signed by one of ``keys``; raise :class:`SasError` otherwise."""
     fields = parse_token(token)
     resource = urllib.parse.unquote(fields["sr"]).lower().rstrip("/")
     if resource not in {r.lower().rstrip("/") for r in resources}:
@@ -86,7 +88,8 @@ def verify(
         raise SasError("token expiry is not an integer") from None
     if expiry <= (time.time() if now is None else now):
         raise SasError("token has expired")
-    if key_name is not None and fields.get("skn") != key_name:
+    skn = fields.get("skn")
+    if key_name is not None and (skn != key_name if key_name_required or skn else False):
         raise SasError("token names another shared access policy")
     signature = urllib.parse.unquote(fields["sig"])
     message = f"{fields['sr']}\n{fields['se']}"

@@ -47,8 +47,8 @@ def _etag_matches(request: web.Request, current: str) -> bool | None:
     value = request.headers.get("If-Match")
     if value is None:
         return None
-    value = value.strip()
-    return value == "*" or value.strip('"') == current.strip('"')
+    value = value.strip().strip('"')  # the registry manager quotes even "*"
+    return value == "*" or value == current.strip('"')
 
 
 class ServiceApi:
