@@ -5,11 +5,12 @@ From "Communicate with DPS using the MQTT protocol" and "Symmetric key attestati
 
 - CONNECT: client id = registration id, username ``{id scope}/registrations/
   {registration id}/api-version=...``, password a SAS token for ``{id scope}/
-  registrations/{registration id}`` (``skn=registration`` optional: the SDK omits it), signed with the individual
-  enrollment's key or, for a group enrollment, with the device key derived from the
-  group's key (``HMAC-SHA256(group key, registration id)``); or a TLS client certificate
-  with subject CN = registration id, signed by a group's CA (or, for an individual
-  enrollment, with the enrolled thumbprint). Anything else: CONNACK 5.
+  registrations/{registration id}`` (``skn=registration`` optional: the SDK omits it),
+  signed with the individual enrollment's key or, for a group enrollment, with the
+  device key derived from the group's key (``HMAC-SHA256(group key, registration id)``);
+  or a TLS client certificate with subject CN = registration id, signed by a group's
+  CA (or, for an individual enrollment, with the enrolled thumbprint). Anything else:
+  CONNACK 5.
 - ``$dps/registrations/PUT/iotdps-register/?$rid={rid}`` registers; the answer, on
   ``$dps/registrations/res/{status}/?$rid={rid}``, is the operation. The device is
   created in the hub (device id = registration id) with the enrollment's initial twin

@@ -250,10 +250,14 @@ class TwinFaults:
             due = []
             for rule in self._rules:
                 f = rule.fault
-                if not rule.done and f.kind == "drop_connection" and f.at_s is not None:
-                    if now - rule.armed_at >= f.at_s:
-                        rule.done = True
-                        due.append(f)
+                if (
+                    not rule.done
+                    and f.kind == "drop_connection"
+                    and f.at_s is not None
+                    and now - rule.armed_at >= f.at_s
+                ):
+                    rule.done = True
+                    due.append(f)
             return due
 
     def log_drop(self, fault: TwinFault, device: str) -> None:
