@@ -119,7 +119,7 @@ class Connection:
             return
         self.closed.set()
         with contextlib.suppress(Exception):
-            self.writer.close()
+            self.writer.transport.abort()  # at once: a drop, not a graceful TLS close
         if self.endpoint is not None:
             endpoint, self.endpoint = self.endpoint, None
             endpoint.on_close()

@@ -341,9 +341,15 @@ class LocalIoTHub:
         if self._mqtt is not None:
             await self._mqtt.close()
         if self._runner is not None:
+            server = self._runner.server
+            for handler in list(getattr(server, "connections", None) or []):
+                transport = getattr(handler, "transport", None)
+                if transport is not None:  # idle keep-alive clients never answer close_notify
+                    transport.abort()
             await self._runner.cleanup()
         self._mqtt = self._runner = self._ticker = None
         self._save()
+        await asyncio.sleep(0.05)  # let closed transports finish before the loop may end
 
     async def _tick(self) -> None:
         """Timed faults, the evaluation schedule and state saving."""
