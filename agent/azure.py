@@ -330,7 +330,7 @@ class AzureIoTTwin:
         self._handler: PatchHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_version: int | None = None
-        self._errors = (*_cloud_errors(), TimeoutError)
+        self._errors: tuple[type[BaseException], ...] = (*_cloud_errors(), TimeoutError)
         self._closed = asyncio.Event()
         self._refreshing = False
         self._refresh_task: asyncio.Future[None] | None = None

@@ -29,7 +29,7 @@ COMMANDS: dict[str, Command] = {
         "sim.explore.fuzz", "replay a failing scenario from its JSON", entry="replay_main"
     ),
     "ota": Command(
-        "deploy.ota", "the operator's tool: upload an image, make a SAS, build the configuration"
+        "deploy.ota", "alias of python -m deploy ota: upload, read-only SAS, IoT Hub configuration"
     ),
     "fleet": Command(
         "sim.tools.fleet", "many devices, one simulated IoT Hub, configurations by tags"
