@@ -13,14 +13,14 @@ import pytest
 from agent.engine import AgentConfig
 from agent.report import to_reported
 from deploy.ota import Release, publish
+from sim.clock import VirtualClock
 from sim.cloud.blobserver import BlobServer
 from sim.cloud.faults.plan import FaultPlan
 from sim.cloud.iothub import Enrollment
 from sim.cloud.iothub.device_twin import HubTwin
 from sim.cloud.iothub.sas import derive_device_key, new_key
-from sim.clock import VirtualClock
 from sim.device import SimDevice, applied, reported_status
-from tests.common.iothub import PAHO_RECONNECT_LEAK, raw_connack, username
+from tests.common.iothub import PAHO_RECONNECT_LEAK, device_token, raw_connack, username
 
 pytestmark = [pytest.mark.sim, PAHO_RECONNECT_LEAK]
 
@@ -132,7 +132,7 @@ async def test_fifty_devices_by_dps_the_targeted_apply_the_others_receive_nothin
         targeted = [n for i, n in enumerate(devices) if i < 30]
         results = await asyncio.wait_for(asyncio.gather(*(runs[n] for n in targeted)), 120)
         await asyncio.sleep(0.3)
-        for n, run in runs.items():
+        for run in runs.values():
             run.cancel()
         await asyncio.gather(*runs.values(), return_exceptions=True)
     assert all(r.reached for r in results)
@@ -156,6 +156,6 @@ async def test_fifty_devices_by_dps_the_targeted_apply_the_others_receive_nothin
         iothub,
         client_id="gw-00",
         username=username(iothub, "gw-00"),
-        password=f"SharedAccessSignature sr={iothub.hostname}%2Fdevices%2Fgw-00&sig=x&se=9999999999",
+        password=device_token(iothub, "gw-00", new_key()),  # signed with a wrong key
     )
     assert wrong == 5
