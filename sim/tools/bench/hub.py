@@ -83,7 +83,7 @@ def _device_figures(hub: LocalIoTHub, rounds: int) -> dict[str, list[float]]:
     return figures
 
 
-async def _rollout(hub: LocalIoTHub, devices: int) -> float:
+async def _rollout(hub: LocalIoTHub, devices: int, version: int) -> float:
     from agent.engine import AgentConfig
     from deploy.ota import Release, publish
     from sim.clock import VirtualClock
@@ -107,11 +107,11 @@ async def _rollout(hub: LocalIoTHub, devices: int) -> float:
                               clock=VirtualClock(io_time_scale=0.05), twin=twin))  # fmt: skip
     async with BlobServer() as blobs:
         started = time.perf_counter()
-        runs = [asyncio.ensure_future(d.run_until(applied(1), max_wall_s=300)) for d in sims]
+        runs = [asyncio.ensure_future(d.run_until(applied(version), max_wall_s=300)) for d in sims]
         while (await hub.acall(lambda h: sum(1 for n in h.device_ids if n.startswith(group)
                                              and h.twin(n).connect_count))) < devices:  # fmt: skip
             await asyncio.sleep(0.01)
-        release = Release(image=image, version=1, product=product, group="g")
+        release = Release(image=image, version=version, product=product, group="g")
         await publish(
             release, storage=blobs.connection_string, iothub=hub.service_connection_string
         )
@@ -128,8 +128,8 @@ def main(argv: list[str]) -> int:
         os.environ["REQUESTS_CA_BUNDLE"] = str(hub.ca_cert)
         baseline = _tls_echo_rtt(hub, 50)
         figures = _device_figures(hub, rounds)
-        small = [asyncio.run(_rollout(hub, 5)) for _ in range(2)]
-        large = [asyncio.run(_rollout(hub, 50)) for _ in range(2)]
+        small = [asyncio.run(_rollout(hub, 5, v)) for v in (1, 2, 3)]
+        large = [asyncio.run(_rollout(hub, 50, v)) for v in (4, 5, 6)]
     base = _median_ms(baseline)
     print("local IoT Hub, real azure-iot-device over MQTT/TLS on loopback (medians)")
     print(f"  TLS echo round trip (baseline)   {base:7.2f} ms")
