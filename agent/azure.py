@@ -9,6 +9,7 @@ through :func:`agent.redact.redact`: keys and SAS signatures never reach a log.
 import asyncio
 import base64
 import binascii
+import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -84,6 +85,9 @@ class AzureConnectionConfig:
     websockets: bool = False
     connection_retry: bool = True
     keep_alive: int | None = None
+    connection_retry_interval_s: int = 10
+    operation_timeout_s: float = 30.0
+    retry_interval_s: float = 5.0
 
     def __post_init__(self) -> None:
         ways = [
@@ -128,6 +132,19 @@ class AzureConnectionConfig:
         for name in ("websockets", "connection_retry"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: must be true or false")
+        if (
+            isinstance(self.connection_retry_interval_s, bool)
+            or not isinstance(self.connection_retry_interval_s, int)
+            or self.connection_retry_interval_s < 1
+        ):
+            raise ValueError(
+                "connection_retry_interval_s: must be a whole number of seconds >= 1 (the SDK's"
+                f" unit), got {self.connection_retry_interval_s!r}"
+            )
+        for name in ("operation_timeout_s", "retry_interval_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"{name}: must be a positive number of seconds, got {value!r}")
         if self.keep_alive is not None and (
             isinstance(self.keep_alive, bool)
             or not isinstance(self.keep_alive, int)
@@ -203,7 +220,11 @@ async def create_client(config: AzureConnectionConfig) -> Any:
     from azure.iot.device.aio import IoTHubDeviceClient, ProvisioningDeviceClient
 
     tls = config.tls_kwargs()
-    hub_kwargs = {**tls, "connection_retry": config.connection_retry}
+    hub_kwargs = {
+        **tls,
+        "connection_retry": config.connection_retry,
+        "connection_retry_interval": config.connection_retry_interval_s,
+    }
     if config.auth == "connection_string":
         return IoTHubDeviceClient.create_from_connection_string(
             config.effective_connection_string(), **hub_kwargs
@@ -277,11 +298,27 @@ def _cloud_errors() -> tuple[type[BaseException], ...]:
 class AzureIoTTwin:
     """:class:`Twin` over azure-iot-device's asyncio ``IoTHubDeviceClient``.
 
-    The SDK calls a plain-function patch handler on a worker thread (its handler
-    manager runs them in a 4-thread pool, so two patches can race); this adapter hops
-    each patch onto the agent's event loop and drops any whose ``$version`` is not newer
-    than one already delivered, so the agent sees patches once and in order. SDK
-    failures surface as :class:`TwinError` with secrets redacted.
+    What the real SDK, met over MQTT/TLS against the project's local IoT Hub, showed the
+    adapter must do (it used to raise :class:`TwinError` at the first failure):
+
+    - a reported patch is kept until IoT Hub acknowledges it: the SDK has no timeout on
+      twin requests (a lost ``204`` leaves the call pending forever) and fails at once
+      while disconnected, and the agent drops a report whose ``report`` raises. So each
+      attempt is bounded by ``operation_timeout_s`` and retried every
+      ``retry_interval_s`` until it goes through; the agent sends one at a time, so
+      reports made while offline arrive in the order they were made (a patch whose
+      answer was lost is sent again: a JSON merge patch applied twice changes nothing);
+    - ``connect`` and ``get_desired`` retry the same way (the hub may be down at boot;
+      the agent has no retry around them), logging each failure redacted;
+    - the SDK calls a plain-function patch handler on a worker thread (its handler
+      manager runs them in a 4-thread pool, so two patches can race) and re-sends the
+      whole desired section after a reconnect when ``$version`` moved: each patch hops
+      onto the agent's event loop, one whose ``$version`` is not newer than one already
+      delivered is dropped, and one that skips a ``$version`` (an earlier patch is late
+      or lost) is replaced by the whole desired section from a twin GET, so no change
+      is missed.
+
+    Only :meth:`close` ends the retries (:class:`TwinError`, "closed").
     """
 
     def __init__(
@@ -293,27 +330,28 @@ class AzureIoTTwin:
         self._handler: PatchHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_version: int | None = None
-        self._errors = _cloud_errors()
+        self._errors: tuple[type[BaseException], ...] = (*_cloud_errors(), TimeoutError)
+        self._closed = asyncio.Event()
+        self._refreshing = False
+        self._refresh_task: asyncio.Future[None] | None = None
 
     def on_desired_patch(self, handler: PatchHandler) -> None:
         self._handler = handler
 
     async def connect(self) -> None:
         self._loop = asyncio.get_running_loop()
-        try:
-            if self._client is None:
-                self._client = await self._factory(self._config)
-                self._client.on_twin_desired_properties_patch_received = self._on_sdk_patch
-            await self._client.connect()
-        except self._errors as exc:
-            raise TwinError(f"cannot connect to IoT Hub: {redact(str(exc))}") from None
+        self._closed = asyncio.Event()
+        await self._retry("connect to IoT Hub", self._connect_once)
+
+    async def _connect_once(self) -> None:
+        if self._client is None:
+            self._client = await self._factory(self._config)
+            self._client.on_twin_desired_properties_patch_received = self._on_sdk_patch
+        await self._client.connect()
 
     async def get_desired(self) -> dict[str, Any]:
-        client = self._require_client()
-        try:
-            twin = await client.get_twin()
-        except self._errors as exc:
-            raise TwinError(f"get_twin failed: {redact(str(exc))}") from None
+        self._require_client()
+        twin = await self._retry("get_twin", lambda: self._require_client().get_twin())
         desired = twin.get("desired") if isinstance(twin, Mapping) else None
         if not isinstance(desired, Mapping):
             raise TwinError("get_twin returned no desired section")
@@ -323,13 +361,14 @@ class AzureIoTTwin:
         return dict(desired)
 
     async def report(self, patch: dict[str, Any]) -> None:
-        client = self._require_client()
-        try:
-            await client.patch_twin_reported_properties(patch)
-        except self._errors as exc:
-            raise TwinError(f"reported patch failed: {redact(str(exc))}") from None
+        self._require_client()
+        await self._retry(
+            "reported patch",
+            lambda: self._require_client().patch_twin_reported_properties(patch),
+        )
 
     async def close(self) -> None:
+        self._closed.set()
         client, self._client = self._client, None
         if client is None:
             return
@@ -337,6 +376,22 @@ class AzureIoTTwin:
             await client.shutdown()
         except self._errors as exc:
             log.warning("IoT Hub client shutdown failed: %s", redact(str(exc)))
+
+    async def _retry(self, what: str, attempt: Callable[[], Awaitable[Any]]) -> Any:
+        """``attempt()`` bounded by ``operation_timeout_s``, again after
+        ``retry_interval_s`` on every cloud error, until it succeeds or :meth:`close`."""
+        while True:
+            if self._closed.is_set():
+                raise TwinError(f"{what}: the twin is closed")
+            try:
+                return await asyncio.wait_for(attempt(), self._config.operation_timeout_s)
+            except self._errors as exc:
+                text = redact(str(exc)) or type(exc).__name__
+                log.warning(
+                    "%s failed, retrying in %gs: %s", what, self._config.retry_interval_s, text
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), self._config.retry_interval_s)
 
     def _require_client(self) -> Any:
         if self._client is None:
@@ -354,10 +409,32 @@ class AzureIoTTwin:
     def _deliver(self, patch: dict[str, Any]) -> None:
         version = patch.get("$version") if isinstance(patch, Mapping) else None
         if isinstance(version, int) and not isinstance(version, bool):
-            if self._last_version is not None and version <= self._last_version:
+            last = self._last_version
+            if last is not None and version <= last:
                 log.debug("desired patch $version %d already seen; dropped", version)
                 return
+            if last is not None and version > last + 1 and self._client is not None:
+                log.info("desired $version %d skips %d; fetching the whole section", version, last)
+                if not self._refreshing:
+                    self._refreshing = True
+                    self._refresh_task = asyncio.ensure_future(self._refresh())
+                return
             self._last_version = version
+        self._hand_over(patch)
+
+    async def _refresh(self) -> None:
+        """Deliver the whole desired section after a gap in ``$version``."""
+        try:
+            last = self._last_version
+            desired = await self.get_desired()  # moves _last_version
+            if last is None or (desired.get("$version") or 0) > last:
+                self._hand_over(desired)
+        except TwinError as exc:
+            log.warning("desired refresh abandoned: %s", exc)
+        finally:
+            self._refreshing = False
+
+    def _hand_over(self, patch: dict[str, Any]) -> None:
         if self._handler is None:
             log.warning("desired patch dropped: no handler registered")
             return

@@ -19,6 +19,9 @@ COMMANDS: dict[str, Command] = {
     "serprog": Command(
         "sim.tools.serprog", "serve a simulated W25Q128JV over flashrom's serprog protocol"
     ),
+    "hub": Command(
+        "sim.cloud.iothub.cli", "run the local IoT Hub + DPS for the real Azure SDKs (MQTT/TLS)"
+    ),
     "blobserver": Command("sim.cloud.blobserver.cli", "run the fault-injecting Azure Blob server"),
     "bench": Command("sim.tools.bench", "benchmarks: flash, blob, ota, sweep"),
     "fuzz": Command("sim.explore.fuzz", "explore power-loss points and network faults"),
@@ -26,7 +29,7 @@ COMMANDS: dict[str, Command] = {
         "sim.explore.fuzz", "replay a failing scenario from its JSON", entry="replay_main"
     ),
     "ota": Command(
-        "deploy.ota", "the operator's tool: upload an image, make a SAS, build the configuration"
+        "deploy.ota", "alias of python -m deploy ota: upload, read-only SAS, IoT Hub configuration"
     ),
     "fleet": Command(
         "sim.tools.fleet", "many devices, one simulated IoT Hub, configurations by tags"

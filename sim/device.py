@@ -15,12 +15,13 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from agent.engine import Agent, AgentConfig
 from agent.errors import PowerLoss
 from agent.protocol import AgentFactory, Board, OtaAgent
 from agent.spi import SpiPort
+from agent.twin import Twin
 from sim.chip.w25q128 import W25Q128
 from sim.clock import VirtualClock
 from sim.cloud.twin import InProcessTwin
@@ -31,6 +32,25 @@ from sim.ports.model import SimSpiPort
 SIM_SPI_HZ = 8e6  # the reference design's SPI clock (mode 0, 8 MHz)
 
 Predicate = Callable[[dict[str, Any]], bool]
+
+
+class ObservedTwin(Twin, Protocol):
+    """The agent's twin plus the cloud's view of it a simulation watches: the in-process
+    twin (:class:`sim.cloud.twin.InProcessTwin`), or the real SDK over the local IoT Hub
+    (:class:`sim.cloud.iothub.device_twin.HubTwin`)."""
+
+    @property
+    def reported(self) -> dict[str, Any]: ...
+
+    @property
+    def reported_log(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def desired(self) -> dict[str, Any]: ...
+
+    async def wait_reported(self, predicate: Predicate) -> dict[str, Any]: ...
+
+    def disconnect(self) -> None: ...
 
 
 class Power(Protocol):
@@ -93,7 +113,7 @@ class SimDevice:
         timing: str = "typical",
         clock: VirtualClock | None = None,
         chip: W25Q128 | None = None,
-        twin: InProcessTwin | None = None,
+        twin: ObservedTwin | None = None,
         target: SimMcuTarget | None = None,
         agent_factory: AgentFactory = Agent.from_board,
         port: SpiPort | None = None,
@@ -113,7 +133,9 @@ class SimDevice:
             port = SimSpiPort(self.chip, frequency=SIM_SPI_HZ)
         self.port: SpiPort = port
         self.power: Power = power or self.chip  # type: ignore[assignment]
-        self.twin = twin or InProcessTwin()
+        # Typed as the in-process twin its many callers publish to; a HubTwin offers the
+        # ObservedTwin subset this class itself uses (publish through the hub instead).
+        self.twin: InProcessTwin = cast(InProcessTwin, twin or InProcessTwin())
         self.target = target or SimMcuTarget(self.clock)
         self.target.on_cut = self.power.power_off
         self.config = config or AgentConfig(allow_http_loopback=True)

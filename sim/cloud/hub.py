@@ -1,40 +1,64 @@
-"""A simulated IoT Hub service side for automatic device management (configurations).
+"""A simulated IoT Hub's service side: the device registry, twins and automatic device
+configurations, one copy shared by the in-process path and the network endpoints
+(:mod:`sim.cloud.iothub`).
 
 What it models, from Microsoft Learn "Automatic IoT device and module management"
-(``iot-hub-automatic-device-management``) and "IoT Hub query language"
-(``iot-hub-devguide-query-language``):
+(``iot-hub-automatic-device-management``), "Understand and use device twins" and the IoT
+Hub REST API (service, api-version 2021-04-12):
 
-- devices, each with a twin (:class:`sim.cloud.twin.InProcessTwin`) and tags;
+- devices, each with an identity (:class:`Identity`: symmetric keys or X.509, status), a
+  twin (:class:`sim.cloud.twin.InProcessTwin`) and tags;
 - :class:`Configuration`: id, ``content.deviceContent`` (``properties.desired.X``),
   ``targetCondition``, ``priority``, ``metrics.queries``, ``labels``; only labels,
-  metrics, priority and targetCondition can change after creation;
+  metrics, priority and targetCondition can change after creation; each carries an etag;
 - :meth:`Hub.evaluate`: among the configurations whose target condition matches a
   device, the highest priority wins, and on a tie the most recently created; the
   winner's content is written to the device's desired properties once. IoT Hub does this
   when a configuration is created and then about every 5 minutes
-  (:data:`EVALUATION_INTERVAL_S`); here the caller decides when, on its virtual clock;
+  (:data:`EVALUATION_INTERVAL_S`); in process the caller decides when, on its virtual
+  clock; the network hub on a timer;
 - system metrics ``targetedCount`` (twins matching the condition) and ``appliedCount``
   (twins the configuration modified), and custom metric queries counted over every twin;
 - ``configurations.[[id]].status`` (``Targeted`` / ``Applied``) on each twin, as IoT Hub
   keeps it, so a metric can be scoped to one configuration.
 
-The condition language is a subset, refused outside it with :class:`ConditionError`:
-``path = 'string'`` comparisons joined by ``AND`` / ``OR`` with parentheses, where a
-path is ``tags.X[.Y...]``, ``properties.reported.X[.Y...]`` or
-``configurations.[[ID]].status``; a metric query is ``SELECT deviceId FROM devices WHERE
-<condition>`` (or the bare condition).
+The condition language lives in :mod:`sim.cloud.query`.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
-import functools
+import hashlib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from agent.twin import merge_patch
+from sim.cloud.query import (
+    Condition,
+    ConditionError,
+    cached_condition,
+    cached_metric_query,
+    parse_condition,
+    parse_metric_query,
+    parse_query,
+)
 from sim.cloud.twin import InProcessTwin
+
+__all__ = [
+    "EVALUATION_INTERVAL_S",
+    "Condition",
+    "ConditionError",
+    "Configuration",
+    "ConfigurationMetrics",
+    "Hub",
+    "Identity",
+    "parse_condition",
+    "parse_metric_query",
+]
 
 EVALUATION_INTERVAL_S = 300.0  # IoT Hub re-evaluates configurations about every 5 minutes
 SCHEMA_VERSION = "1.0"
@@ -44,198 +68,9 @@ DESIRED_PREFIX = "properties.desired."
 # special characters: - + % _ # * ? ! ( ) , : = @ $ '" (automatic device management).
 _CONFIG_ID = re.compile(r"[a-z0-9\-+%_#*?!(),:=@$']{1,128}")
 _IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$\-]*")
-_SELECT = re.compile(r"\s*SELECT\s+deviceId\s+FROM\s+devices\s+WHERE\s+(?P<cond>.*)\Z", re.I | re.S)
-
-
-class ConditionError(ValueError):
-    """A target condition or metric query outside the supported subset; the message
-    quotes the text and says where and what is wrong."""
-
-
-# --- the condition language ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Compare:
-    path: tuple[str, ...]
-    value: str
-
-    def matches(self, doc: Mapping[str, Any]) -> bool:
-        node: Any = doc
-        for part in self.path:
-            if not isinstance(node, Mapping) or part not in node:
-                return False
-            node = node[part]
-        return isinstance(node, str) and node == self.value
-
-
-@dataclass(frozen=True)
-class _BoolOp:
-    op: str  # "AND" | "OR"
-    left: _Node
-    right: _Node
-
-    def matches(self, doc: Mapping[str, Any]) -> bool:
-        if self.op == "AND":
-            return self.left.matches(doc) and self.right.matches(doc)
-        return self.left.matches(doc) or self.right.matches(doc)
-
-
-_Node = _Compare | _BoolOp
-
-_TOKEN = re.compile(
-    r"\s*(?:(?P<str>'[^']*')|(?P<cfg>\[\[[^\]]*\]\])|(?P<word>[A-Za-z_$][A-Za-z0-9_$\-]*)"
-    r"|(?P<punct>[().=])|(?P<bad>\S+?(?=[\s().=']|\Z)|\S))"
-)
-_KEYWORDS = {"AND", "OR"}
-_REFUSED_WORDS = {"NOT", "IN", "NIN", "IS_DEFINED", "STARTSWITH", "ENDSWITH", "SELECT"}
-
-
-class _Parser:
-    """Recursive descent: ``expr := term (OR term)*; term := factor (AND factor)*;
-    factor := '(' expr ')' | path '=' string``."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.tokens: list[tuple[str, str, int]] = []
-        pos = 0
-        while pos < len(text):
-            m = _TOKEN.match(text, pos)
-            if m is None or m.end() == pos:  # only trailing whitespace is left
-                break
-            kind = m.lastgroup or "bad"
-            value = m.group(kind)
-            if value is not None:
-                self.tokens.append((kind, value, m.start(kind)))
-            pos = m.end()
-        self.i = 0
-
-    def fail(self, problem: str, at: int | None = None) -> ConditionError:
-        where = len(self.text) if at is None else at
-        return ConditionError(f"condition {self.text!r}: {problem} (at character {where})")
-
-    def peek(self) -> tuple[str, str, int] | None:
-        return self.tokens[self.i] if self.i < len(self.tokens) else None
-
-    def take(self) -> tuple[str, str, int]:
-        token = self.peek()
-        if token is None:
-            raise self.fail("unexpected end")
-        self.i += 1
-        return token
-
-    def parse(self) -> _Node:
-        if not self.tokens:
-            raise self.fail("is empty")
-        node = self.expr()
-        rest = self.peek()
-        if rest is not None:
-            raise self.fail(f"unexpected {rest[1]!r}", rest[2])
-        return node
-
-    def expr(self) -> _Node:
-        node = self.term()
-        while self._keyword("OR"):
-            node = _BoolOp("OR", node, self.term())
-        return node
-
-    def term(self) -> _Node:
-        node = self.factor()
-        while self._keyword("AND"):
-            node = _BoolOp("AND", node, self.factor())
-        return node
-
-    def factor(self) -> _Node:
-        kind, value, at = self.take()
-        if kind == "punct" and value == "(":
-            node = self.expr()
-            kind, value, at = self.take()
-            if value != ")":
-                raise self.fail(f"expected ')', got {value!r}", at)
-            return node
-        if kind == "cfg" or (kind == "word" and value.upper() not in _KEYWORDS):
-            self.i -= 1
-            path = self.path()
-            kind, value, at = self.take()
-            if value != "=":
-                raise self.fail(f"only '=' comparisons are supported, got {value!r}", at)
-            kind, value, at = self.take()
-            if kind != "str":
-                raise self.fail(f"expected a 'quoted string' after '=', got {value!r}", at)
-            return _Compare(path, value[1:-1])
-        raise self.fail(f"expected a comparison or '(', got {value!r}", at)
-
-    def path(self) -> tuple[str, ...]:
-        parts: list[tuple[str, str, int]] = [self.take()]
-        while (token := self.peek()) is not None and token[1] == ".":
-            self.i += 1
-            parts.append(self.take())
-        start = parts[0][2]
-        for kind, value, at in parts:
-            if kind == "word" and value.upper() in _REFUSED_WORDS:
-                raise self.fail(f"{value!r} is not supported here", at)
-            if kind not in ("word", "cfg"):
-                raise self.fail(f"expected a property name, got {value!r}", at)
-        names = [value for _, value, _ in parts]
-        shown = ".".join(names)
-        if names[0] == "tags" and len(names) >= 2 and _plain(parts[1:]):
-            return tuple(names)
-        if names[:2] == ["properties", "reported"] and len(names) >= 3 and _plain(parts[2:]):
-            return tuple(names)
-        if len(names) == 3 and names[0] == "configurations" and names[2] == "status":
-            if parts[1][0] != "cfg":
-                raise self.fail("write a configuration id as configurations.[[ID]]", start)
-            return ("configurations", names[1][2:-2], "status")
-        raise self.fail(
-            f"unsupported property {shown!r}: use tags.X, properties.reported.X or "
-            "configurations.[[ID]].status",
-            start,
-        )
-
-    def _keyword(self, word: str) -> bool:
-        token = self.peek()
-        if token is not None and token[0] == "word" and token[1].upper() == word:
-            self.i += 1
-            return True
-        return False
-
-
-def _plain(parts: list[tuple[str, str, int]]) -> bool:
-    return all(kind == "word" and value.upper() not in _KEYWORDS for kind, value, _ in parts)
-
-
-@dataclass(frozen=True)
-class Condition:
-    """A parsed target condition; :meth:`matches` tests it against a twin document
-    (``{"deviceId", "tags", "properties": {"desired", "reported"}, "configurations"}``).
-    A comparison with a missing property, or a property that is not a string, is false."""
-
-    text: str
-    _root: _Node = field(repr=False, compare=False)
-
-    def matches(self, twin_doc: Mapping[str, Any]) -> bool:
-        return self._root.matches(twin_doc)
-
-
-def parse_condition(text: str) -> Condition:
-    """Parse a target condition (the subset above); :class:`ConditionError` otherwise."""
-    if not isinstance(text, str):
-        raise ConditionError(f"condition must be a string, got {type(text).__name__}")
-    return Condition(text, _Parser(text).parse())
-
-
-def parse_metric_query(text: str) -> Condition:
-    """Parse a metric query: ``SELECT deviceId FROM devices WHERE <condition>`` or the
-    bare condition (IoT Hub counts the twins the query returns)."""
-    if not isinstance(text, str):
-        raise ConditionError(f"metric query must be a string, got {type(text).__name__}")
-    m = _SELECT.match(text)
-    if m is None and text.lstrip().upper().startswith("SELECT"):
-        raise ConditionError(
-            f"metric query {text!r}: only 'SELECT deviceId FROM devices WHERE ...' is supported"
-        )
-    return parse_condition(m.group("cond") if m else text)
-
+# "A case-sensitive string (up to 128 characters long) of ASCII 7-bit alphanumeric
+# characters plus certain special characters: - . % _ * ? ! ( ) , : = @ $ '" (device ids).
+_DEVICE_ID = re.compile(r"[A-Za-z0-9\-.%_*?!(),:=@$']{1,128}")
 
 # --- configurations ------------------------------------------------------------------
 
@@ -346,6 +181,80 @@ class ConfigurationMetrics:
     queries: Mapping[str, int]
 
 
+# --- identities ----------------------------------------------------------------------
+
+AUTH_KINDS = ("none", "sas", "selfSigned", "certificateAuthority")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """How a device authenticates (IoT Hub ``authentication.type``): ``sas`` with two
+    symmetric keys, ``selfSigned`` by X.509 thumbprints, ``certificateAuthority`` (any
+    certificate chained to a registered CA, subject CN = device id), or ``none`` (an
+    in-process device that never connects over the network). ``status`` is ``enabled``
+    or ``disabled`` (a disabled device is refused at connect)."""
+
+    kind: str = "none"
+    primary_key: str | None = field(default=None, repr=False)
+    secondary_key: str | None = field(default=None, repr=False)
+    primary_thumbprint: str | None = None
+    secondary_thumbprint: str | None = None
+    status: str = "enabled"
+
+    def __post_init__(self) -> None:
+        if self.kind not in AUTH_KINDS:
+            raise ValueError(f"authentication type must be one of {AUTH_KINDS}, got {self.kind!r}")
+        if self.status not in ("enabled", "disabled"):
+            raise ValueError(f"status must be 'enabled' or 'disabled', got {self.status!r}")
+        if self.kind == "sas":
+            for name in ("primary_key", "secondary_key"):
+                value = getattr(self, name)
+                try:
+                    if not isinstance(value, str) or not base64.b64decode(value, validate=True):
+                        raise ValueError
+                except ValueError:
+                    raise ValueError(f"symmetricKey.{name}: must be a base64 key") from None
+        if self.kind == "selfSigned" and not self.primary_thumbprint:
+            raise ValueError("x509Thumbprint.primaryThumbprint: required for selfSigned")
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(k for k in (self.primary_key, self.secondary_key) if k)
+
+    def to_json(self) -> dict[str, Any]:
+        """``authentication`` as the REST API shows it (``Device`` model)."""
+        return {
+            "type": self.kind,
+            "symmetricKey": {"primaryKey": self.primary_key, "secondaryKey": self.secondary_key},
+            "x509Thumbprint": {
+                "primaryThumbprint": self.primary_thumbprint,
+                "secondaryThumbprint": self.secondary_thumbprint,
+            },
+        }
+
+    @classmethod
+    def from_json(cls, auth: Mapping[str, Any] | None, *, status: str = "enabled") -> Identity:
+        """From a REST ``authentication`` object; a ``sas`` device without keys gets fresh
+        ones, as IoT Hub generates them."""
+        from sim.cloud.iothub.sas import new_key
+
+        auth = auth or {}
+        kind = auth.get("type") or "sas"
+        keys = auth.get("symmetricKey") or {}
+        prints = auth.get("x509Thumbprint") or {}
+        primary, secondary = keys.get("primaryKey"), keys.get("secondaryKey")
+        if kind == "sas":
+            primary, secondary = primary or new_key(), secondary or new_key()
+        return cls(
+            kind=kind,
+            primary_key=primary,
+            secondary_key=secondary,
+            primary_thumbprint=prints.get("primaryThumbprint"),
+            secondary_thumbprint=prints.get("secondaryThumbprint"),
+            status=status,
+        )
+
+
 # --- the hub -------------------------------------------------------------------------
 
 
@@ -353,17 +262,30 @@ class ConfigurationMetrics:
 class _Device:
     twin: InProcessTwin
     tags: dict[str, Any]
+    identity: Identity = field(default_factory=Identity)
     configurations: dict[str, str] = field(default_factory=dict)  # id -> Targeted | Applied
+    generation: int = 0
+    tags_version: int = 0
+    identity_version: int = 1
+    connected: bool = False
+
+    @property
+    def twin_version(self) -> int:
+        """IoT Hub's twin ``version``: grows with every change of tags or properties."""
+        return self.tags_version + self.twin.desired_version + self.twin.reported_version - 1
 
 
 @dataclass
 class _Entry:
     configuration: Configuration
     created: int  # creation order: a later one wins a priority tie
+    created_time: str = field(default_factory=lambda: _utc_now())
+    updated_time: str = field(default_factory=lambda: _utc_now())
+    revision: int = 1
 
 
 class Hub:
-    """An IoT Hub's device registry and configurations, in process.
+    """An IoT Hub's device registry, twins and configurations, in process.
 
     ::
 
@@ -372,12 +294,16 @@ class Hub:
         hub.create_configuration(cfg)
         hub.evaluate()      # the caller's virtual schedule: every EVALUATION_INTERVAL_S
         hub.metrics(cfg.id).applied_count
+
+    The network hub (:class:`sim.cloud.iothub.LocalIoTHub`) serves this same object to
+    the device SDK and the service SDK, and calls it on its own event loop only.
     """
 
     def __init__(self) -> None:
         self._devices: dict[str, _Device] = {}
         self._configs: dict[str, _Entry] = {}
         self._created = 0
+        self._generations = 0
         self.evaluations = 0
 
     # --- devices ---------------------------------------------------------------------
@@ -388,18 +314,54 @@ class Hub:
         *,
         tags: Mapping[str, Any] | None = None,
         twin: InProcessTwin | None = None,
+        identity: Identity | None = None,
     ) -> InProcessTwin:
         """Register a device (with its twin, a new one by default); returns the twin."""
-        if not isinstance(device_id, str) or not device_id:
-            raise ValueError(f"device_id must be a non-empty string, got {device_id!r}")
+        if not isinstance(device_id, str) or not _DEVICE_ID.fullmatch(device_id):
+            raise ValueError(
+                "device_id must be 1-128 ASCII letters, digits or - . % _ * ? ! ( ) , : = @ $ ',"
+                f" got {device_id!r}"
+            )
         if device_id in self._devices:
             raise ValueError(f"device_id {device_id!r} is already registered")
-        self._devices[device_id] = _Device(twin or InProcessTwin(), _tags(tags))
+        if identity is not None and not isinstance(identity, Identity):
+            raise ValueError(f"identity must be an Identity, got {type(identity).__name__}")
+        self._generations += 1
+        self._devices[device_id] = _Device(
+            twin or InProcessTwin(),
+            _tags(tags),
+            identity or Identity(),
+            generation=self._generations,
+        )
         return self._devices[device_id].twin
+
+    def delete_device(self, device_id: str) -> None:
+        """Remove a device and its twin (a connected device is dropped by the endpoint)."""
+        device = self._device(device_id)
+        device.twin.disconnect()
+        del self._devices[device_id]
+
+    def has_device(self, device_id: str) -> bool:
+        return device_id in self._devices
+
+    def identity(self, device_id: str) -> Identity:
+        return self._device(device_id).identity
+
+    def set_identity(self, device_id: str, identity: Identity) -> None:
+        device = self._device(device_id)
+        device.identity = identity
+        device.identity_version += 1
 
     def set_tags(self, device_id: str, tags: Mapping[str, Any]) -> None:
         """Replace a device's tags; the next :meth:`evaluate` retargets it."""
-        self._device(device_id).tags = _tags(tags)
+        device = self._device(device_id)
+        device.tags = _tags(tags)
+        device.tags_version += 1
+
+    def set_connected(self, device_id: str, connected: bool) -> None:
+        """The device endpoint's word on ``connectionState``."""
+        if device_id in self._devices:
+            self._devices[device_id].connected = connected
 
     def twin(self, device_id: str) -> InProcessTwin:
         return self._device(device_id).twin
@@ -418,6 +380,90 @@ class Hub:
             "properties": {"desired": device.twin.desired, "reported": device.twin.reported},
             "configurations": {k: {"status": v} for k, v in device.configurations.items()},
         }
+
+    # --- the REST shapes (service API, api-version 2021-04-12) -----------------------
+
+    def device_json(self, device_id: str) -> dict[str, Any]:
+        """``GET /devices/{id}``: the ``Device`` model, keys included (the service
+        policy may read them)."""
+        device = self._device(device_id)
+        return {
+            "deviceId": device_id,
+            "generationId": f"{device.generation:018d}",
+            "etag": _etag(device.identity_version),
+            "connectionState": "Connected" if device.connected else "Disconnected",
+            "status": device.identity.status,
+            "statusReason": None,
+            "connectionStateUpdatedTime": "0001-01-01T00:00:00Z",
+            "statusUpdatedTime": "0001-01-01T00:00:00Z",
+            "lastActivityTime": "0001-01-01T00:00:00Z",
+            "cloudToDeviceMessageCount": 0,
+            "authentication": device.identity.to_json(),
+            "capabilities": {"iotEdge": False},
+        }
+
+    def twin_json(self, device_id: str) -> dict[str, Any]:
+        """``GET /twins/{id}``: the ``Twin`` model."""
+        device = self._device(device_id)
+        twin = device.twin
+        desired = twin.desired
+        reported = {**copy.deepcopy(twin.reported), "$version": twin.reported_version}
+        return {
+            "deviceId": device_id,
+            "etag": self.twin_etag(device_id),
+            "deviceEtag": _etag(device.identity_version),
+            "status": device.identity.status,
+            "connectionState": "Connected" if device.connected else "Disconnected",
+            "authenticationType": device.identity.kind,
+            "version": device.twin_version,
+            "tags": copy.deepcopy(device.tags),
+            "properties": {"desired": desired, "reported": reported},
+            "configurations": {k: {"status": v} for k, v in device.configurations.items()},
+            "capabilities": {"iotEdge": False},
+        }
+
+    def twin_etag(self, device_id: str) -> str:
+        return _etag(self._device(device_id).twin_version)
+
+    def update_twin(
+        self, device_id: str, body: Mapping[str, Any], *, replace: bool = False
+    ) -> dict[str, Any]:
+        """``PATCH /twins/{id}`` (merge tags and desired) or ``PUT`` (``replace``: tags and
+        desired replaced). Reported properties belong to the device and are ignored, as
+        IoT Hub ignores them. Returns the new twin."""
+        device = self._device(device_id)
+        if not isinstance(body, Mapping):
+            raise ValueError("twin must be a JSON object")
+        tags = body.get("tags")
+        properties = body.get("properties") or {}
+        if not isinstance(properties, Mapping):
+            raise ValueError("properties must be a JSON object")
+        desired = properties.get("desired")
+        if tags is not None or replace:
+            if tags is not None and not isinstance(tags, Mapping):
+                raise ValueError("tags must be a JSON object")
+            new_tags = dict(tags or {}) if replace else merge_patch(device.tags, tags or {})
+            self.set_tags(device_id, new_tags)
+        if desired is not None or replace:
+            if desired is not None and not isinstance(desired, Mapping):
+                raise ValueError("properties.desired must be a JSON object")
+            clean = {k: v for k, v in (desired or {}).items() if not k.startswith("$")}
+            if replace:
+                device.twin.set_desired(clean)
+            elif clean:
+                device.twin.patch_desired(clean)
+        return self.twin_json(device_id)
+
+    def query(self, text: str) -> list[dict[str, Any]]:
+        """``POST /devices/query``: the twins (or ``{"deviceId"}``) matching ``text``."""
+        query = parse_query(text)
+        out = []
+        for device_id in self._devices:
+            if query.matches(self.twin_document(device_id)):
+                out.append(
+                    self.twin_json(device_id) if query.select == "*" else {"deviceId": device_id}
+                )
+        return out
 
     # --- configurations ------------------------------------------------------------
 
@@ -441,6 +487,8 @@ class Hub:
                 "creation (only labels, metrics, priority and targetCondition can)"
             )
         entry.configuration = configuration
+        entry.revision += 1
+        entry.updated_time = _utc_now()
         return configuration
 
     def delete_configuration(self, config_id: str) -> None:
@@ -452,6 +500,43 @@ class Hub:
 
     def get_configuration(self, config_id: str) -> Configuration:
         return self._entry(config_id).configuration
+
+    def has_configuration(self, config_id: str) -> bool:
+        return config_id in self._configs
+
+    def configuration_etag(self, config_id: str) -> str:
+        entry = self._entry(config_id)
+        return _etag(entry.created * 1_000_000 + entry.revision)
+
+    def configuration_json(self, config_id: str) -> dict[str, Any]:
+        """``GET /configurations/{id}``: the body as created, plus times, etag and the
+        metrics' current results."""
+        entry = self._entry(config_id)
+        config = entry.configuration
+        m = self.metrics(config_id)
+        body = config.to_json()
+        body["content"].update({"modulesContent": {}, "moduleContent": {}})
+        body.update(
+            {
+                "createdTimeUtc": entry.created_time,
+                "lastUpdatedTimeUtc": entry.updated_time,
+                "etag": self.configuration_etag(config_id),
+                "systemMetrics": {
+                    "results": {
+                        "targetedCount": m.targeted_count,
+                        "appliedCount": m.applied_count,
+                    },
+                    "queries": {
+                        "targetedCount": "select deviceId from devices where "
+                        + config.target_condition,
+                        "appliedCount": "select deviceId from devices where "
+                        f"configurations.[[{config.id}]].status = 'Applied'",
+                    },
+                },
+                "metrics": {"results": dict(m.queries), "queries": dict(config.metrics)},
+            }
+        )
+        return body
 
     @property
     def configurations(self) -> list[Configuration]:
@@ -492,7 +577,7 @@ class Hub:
         statuses = [d.configurations.get(config_id) for d in self._devices.values()]
         docs = [self.twin_document(i) for i in self._devices]
         counts = {
-            name: sum(_parsed_query(q).matches(doc) for doc in docs)
+            name: sum(cached_metric_query(q).matches(doc) for doc in docs)
             for name, q in config.metrics.items()
         }
         return ConfigurationMetrics(
@@ -500,6 +585,77 @@ class Hub:
             applied_count=statuses.count("Applied"),
             queries=counts,
         )
+
+    # --- persistence -----------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything a restart must keep, as JSON-able data (keys included: the state
+        directory is private)."""
+        return {
+            "created": self._created,
+            "generations": self._generations,
+            "evaluations": self.evaluations,
+            "devices": {
+                device_id: {
+                    "tags": d.tags,
+                    "identity": d.identity.to_json(),
+                    "status": d.identity.status,
+                    "configurations": d.configurations,
+                    "generation": d.generation,
+                    "tags_version": d.tags_version,
+                    "identity_version": d.identity_version,
+                    "desired": {k: v for k, v in d.twin.desired.items() if k != "$version"},
+                    "desired_version": d.twin.desired_version,
+                    "reported": d.twin.reported,
+                    "reported_version": d.twin.reported_version,
+                }
+                for device_id, d in self._devices.items()
+            },
+            "configurations": [
+                {
+                    "body": e.configuration.to_json(),
+                    "created": e.created,
+                    "created_time": e.created_time,
+                    "updated_time": e.updated_time,
+                    "revision": e.revision,
+                }
+                for e in self._configs.values()
+            ],
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Hub:
+        """The inverse of :meth:`to_state`."""
+        hub = cls()
+        hub._created = int(state.get("created", 0))
+        hub._generations = int(state.get("generations", 0))
+        hub.evaluations = int(state.get("evaluations", 0))
+        for device_id, d in (state.get("devices") or {}).items():
+            twin = InProcessTwin(d.get("desired") or {})
+            twin.desired_version = int(d.get("desired_version", 1))
+            twin.reported = copy.deepcopy(d.get("reported") or {})
+            twin.reported_version = int(d.get("reported_version", 1))
+            identity = d.get("identity") or {}
+            hub._devices[device_id] = _Device(
+                twin,
+                _tags(d.get("tags")),
+                Identity.from_json(identity, status=d.get("status", "enabled"))
+                if identity.get("type") != "none"
+                else Identity(),
+                configurations=dict(d.get("configurations") or {}),
+                generation=int(d.get("generation", 0)),
+                tags_version=int(d.get("tags_version", 0)),
+                identity_version=int(d.get("identity_version", 1)),
+            )
+        for c in state.get("configurations") or []:
+            hub._configs[c["body"]["id"]] = _Entry(
+                Configuration.from_json(c["body"]),
+                int(c["created"]),
+                c.get("created_time", _utc_now()),
+                c.get("updated_time", _utc_now()),
+                int(c.get("revision", 1)),
+            )
+        return hub
 
     def _device(self, device_id: str) -> _Device:
         try:
@@ -517,18 +673,17 @@ class Hub:
         return iter(self._devices)
 
 
-@functools.lru_cache(maxsize=256)
-def _parsed(text: str) -> Condition:
-    return parse_condition(text)
-
-
 def _condition(config: Configuration) -> Condition:
-    return _parsed(config.target_condition)
+    return cached_condition(config.target_condition)
 
 
-@functools.lru_cache(maxsize=256)
-def _parsed_query(text: str) -> Condition:
-    return parse_metric_query(text)
+def _etag(n: int) -> str:
+    """An IoT Hub style etag (base64 of a 64-bit counter), e.g. ``AAAAAAAAAAE=``."""
+    return base64.b64encode(n.to_bytes(8, "big")).decode("ascii")
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _tags(tags: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -537,3 +692,8 @@ def _tags(tags: Mapping[str, Any] | None) -> dict[str, Any]:
     if not isinstance(tags, Mapping) or not all(isinstance(k, str) and k for k in tags):
         raise ValueError("tags must map non-empty strings to JSON values")
     return copy.deepcopy(dict(tags))
+
+
+def thumbprint(cert_der: bytes) -> str:
+    """An X.509 thumbprint as IoT Hub lists it: SHA-1 of the DER, upper-case hex."""
+    return hashlib.sha1(cert_der).hexdigest().upper()

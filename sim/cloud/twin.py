@@ -55,6 +55,13 @@ class InProcessTwin:
         self._handler = handler
 
     async def connect(self) -> None:
+        self.attach(self._handler)
+
+    def attach(self, handler: PatchHandler | None) -> None:
+        """Connect now, from the running loop, with ``handler`` for desired patches: what
+        :meth:`connect` does, for a device side that is not a coroutine (the local IoT
+        Hub's MQTT session of this device)."""
+        self._handler = handler
         self._loop = asyncio.get_running_loop()
         self._connected = True
         self.connect_count += 1

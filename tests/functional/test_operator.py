@@ -1,8 +1,8 @@
-"""The operator's tool (``python -m sim ota``) against the blob server over loopback.
+"""The operator's tool (``python -m deploy ota``) against the blob server over loopback.
 
 Reference design, "Operator tooling": ``ota.py FILE VERSION PRODUCT GROUP [-c CONTAINER]
-[-d DAYS]`` uploads the blob (one name for every version, overwritten), makes a container
-SAS with read + list for DAYS (365 by default), computes SHA-256 (upper case) and size,
+[-d DAYS]`` uploads the blob, signs a SAS for DAYS (365 by default; here read-only and
+for the one blob, named by version and hash), computes SHA-256 (upper case) and size,
 and creates the configuration ``ota_v{V}`` with priority V and target condition
 ``tags.productType='{P}' AND tags.deviceGroup='{G}'``. The CLI runs in a worker thread
 (its own ``asyncio.run``) while the blob server serves on the test's loop.
@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 from agent.instruction import parse_instruction
-from deploy.ota import Release, main, publish
+from deploy.ota import DeployError, Release, main, publish
 from sim.cloud.azurite import Azurite, find_azurite
 from sim.cloud.blobserver import BlobServer
 from sim.cloud.hub import Configuration, Hub
@@ -104,22 +104,31 @@ async def test_the_instruction_it_publishes_is_one_the_agent_accepts(server, ima
     assert instruction.sha256 == hashlib.sha256(IMAGE).digest()
 
 
-async def test_container_sas_grants_read_and_list_for_the_given_days(server, image_file, tmp_path):
-    """ota.py signs a container SAS (sr=c) with read + list (sp=rl) expiring after DAYS."""
+async def test_blob_sas_is_read_only_and_scoped_to_the_blob(server, image_file, tmp_path):
+    """Fixed against ota.py (which signed read + list on the whole container): a service
+    SAS for the one blob (sr=b) with read only (sp=r), expiring after DAYS; it cannot
+    list the container."""
     out = tmp_path / "c.json"
     await _ota(
         image_file, 1, "washer", "lab", "-d", 30, "--storage", server.connection_string,
         "--hub-json", out,
     )  # fmt: skip
-    sas = parse_qs(_ext_fw_info(out)["sas"])
-    assert sas["sr"] == ["c"]
-    assert sas["sp"] == ["rl"]
+    info = _ext_fw_info(out)
+    sas = parse_qs(info["sas"])
+    assert sas["sr"] == ["b"]
+    assert sas["sp"] == ["r"]
     expiry = datetime.fromisoformat(sas["se"][0].replace("Z", "+00:00"))
     assert abs(expiry - (datetime.now(UTC) + timedelta(days=30))) < timedelta(minutes=5)
+    container = info["url"].rsplit("/", 1)[0]
+    code, _ = await _get(f"{container}?restype=container&comp=list&{info['sas']}")
+    assert code == 403
 
 
-async def test_every_version_overwrites_the_same_blob(server, image_file, tmp_path):
-    """One blob name for every version: the second upload replaces the first."""
+async def test_every_version_gets_its_own_blob_named_by_version_and_hash(
+    server, image_file, tmp_path
+):
+    """Fixed against ota.py (one name overwritten): ``mcu-v{V}-{sha[:12]}.bin``, so a
+    device resuming version 1's download never receives version 2's bytes."""
     await _ota(image_file, 1, "washer", "lab", "--storage", server.connection_string,
                "--hub-json", tmp_path / "1.json")  # fmt: skip
     newer = random.Random(15).randbytes(10_000)
@@ -127,9 +136,33 @@ async def test_every_version_overwrites_the_same_blob(server, image_file, tmp_pa
     await _ota(image_file, 2, "washer", "lab", "--storage", server.connection_string,
                "--hub-json", tmp_path / "2.json")  # fmt: skip
     first, second = _ext_fw_info(tmp_path / "1.json"), _ext_fw_info(tmp_path / "2.json")
-    assert first["url"] == second["url"]
-    code, body = await _get(f"{second['url']}?{second['sas']}")
-    assert (code, body) == (200, newer)
+    sha = hashlib.sha256(newer).hexdigest()[:12]
+    assert second["url"].endswith(f"/ota/mcu-v2-{sha}.bin") and first["url"] != second["url"]
+    assert await _get(f"{second['url']}?{second['sas']}") == (200, newer)
+    assert await _get(f"{first['url']}?{first['sas']}") == (200, IMAGE)
+
+
+async def test_dry_run_uploads_nothing(server, image_file, capsys):
+    """--dry-run prints what it would do (SAS redacted) and writes nothing."""
+    assert await _ota(image_file, 1, "washer", "lab", "--storage",
+                      server.connection_string, "--dry-run") == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "would upload" in out and "dry run: nothing was uploaded" in out
+    assert "sig=REDACTED" in out
+    assert not any(e.method == "PUT" for e in server.events)
+
+
+async def test_a_lower_version_is_refused_as_a_rollback(server):
+    """VERSION must exceed every version deployed to the product."""
+    hub = Hub()
+    await publish(Release(image=IMAGE, version=3, product="washer", group="a"),
+                  storage=server.connection_string, hub=hub)  # fmt: skip
+    for version in (3, 2):
+        with pytest.raises(DeployError, match="rollback refused"):
+            await publish(Release(image=IMAGE, version=version, product="washer", group="b"),
+                          storage=server.connection_string, hub=hub)  # fmt: skip
+    await publish(Release(image=IMAGE, version=1, product="dryer", group="a"),
+                  storage=server.connection_string, hub=hub)  # fmt: skip
 
 
 async def test_output_never_shows_the_sas_signature(server, image_file, tmp_path, capsys):

@@ -458,7 +458,10 @@ def make_twin(client: FakeClient) -> tuple[AzureIoTTwin, list[AzureConnectionCon
         seen.append(config)
         return client
 
-    return AzureIoTTwin(AzureConnectionConfig(connection_string=CS), client_factory=factory), seen
+    config = AzureConnectionConfig(
+        connection_string=CS, retry_interval_s=0.001, operation_timeout_s=0.05
+    )
+    return AzureIoTTwin(config, client_factory=factory), seen
 
 
 async def test_adapter_satisfies_the_twin_protocol() -> None:
@@ -531,32 +534,99 @@ async def test_stale_or_repeated_patch_versions_are_dropped() -> None:
     await twin.connect()
     await twin.get_desired()  # $version 5
     send = client.on_twin_desired_properties_patch_received
-    for version in (5, 7, 6, 7, 8):
+    for version in (5, 6, 5, 6, 7):
         send({"$version": version})
     for _ in range(3):
         await asyncio.sleep(0)
-    assert got == [7, 8]
+    assert got == [6, 7]
     await twin.close()
 
 
-async def test_sdk_failure_is_a_twin_error_without_the_key() -> None:
-    """SDK connection errors mean "try later" (TwinError); the message is redacted."""
+async def test_connect_failures_are_retried_and_logged_without_the_key(caplog) -> None:
+    """The hub may be down when the agent boots, and the agent has no retry around
+    connect: the adapter retries (every retry_interval_s) and logs each failure redacted."""
     client = FakeClient(TWIN)
     client.fail = ConnectionFailedError(f"refused with SharedAccessKey={KEY}")
     twin, _ = make_twin(client)
-    with pytest.raises(TwinError) as caught:
-        await twin.connect()
-    assert KEY not in str(caught.value) and "SharedAccessKey=REDACTED" in str(caught.value)
+    connecting = asyncio.ensure_future(twin.connect())
+    while client.calls.count("connect") < 3:
+        await asyncio.sleep(0.001)
+    assert not connecting.done()
+    client.fail = None
+    await asyncio.wait_for(connecting, 5)
+    assert KEY not in caplog.text and "SharedAccessKey=REDACTED" in caplog.text
+    await twin.close()
 
 
-async def test_report_failure_is_a_twin_error() -> None:
-    """A reported patch that cannot be sent raises TwinError for the agent to retry."""
+async def test_a_failing_report_is_retried_until_it_goes_through() -> None:
+    """The agent drops a report whose send raises, so the adapter keeps it: sent again
+    until the cloud takes it (reports made while offline arrive, in order)."""
     client = FakeClient(TWIN)
     twin, _ = make_twin(client)
     await twin.connect()
     client.fail = ConnectionFailedError("dropped")
-    with pytest.raises(TwinError, match="dropped"):
-        await twin.report({"extFwInfo": {"Status": "downloading"}})
+    sending = asyncio.ensure_future(twin.report({"extFwInfo": {"Status": "downloading"}}))
+    while client.calls.count("patch") < 3:
+        await asyncio.sleep(0.001)
+    client.fail = None
+    await asyncio.wait_for(sending, 5)
+    assert client.reported == [{"extFwInfo": {"Status": "downloading"}}]
+    await twin.close()
+
+
+async def test_a_report_whose_answer_never_comes_is_sent_again() -> None:
+    """The SDK waits forever for a lost twin response; each attempt is bounded by
+    operation_timeout_s and the patch sent again."""
+    client = FakeClient(TWIN)
+    hung = asyncio.Event()
+    real_patch = client.patch_twin_reported_properties
+
+    async def patch_once_hung(patch: dict[str, Any]) -> None:
+        if not hung.is_set():
+            hung.set()
+            client.calls.append("patch")
+            await asyncio.Event().wait()
+        await real_patch(patch)
+
+    client.patch_twin_reported_properties = patch_once_hung  # type: ignore[method-assign]
+    twin, _ = make_twin(client)
+    await twin.connect()
+    await asyncio.wait_for(twin.report({"a": 1}), 5)
+    assert client.calls.count("patch") == 2 and client.reported == [{"a": 1}]
+    await twin.close()
+
+
+async def test_close_ends_the_retries_with_a_twin_error() -> None:
+    client = FakeClient(TWIN)
+    twin, _ = make_twin(client)
+    await twin.connect()
+    client.fail = ConnectionFailedError("dropped")
+    sending = asyncio.ensure_future(twin.report({"a": 1}))
+    await asyncio.sleep(0.01)
+    await twin.close()
+    with pytest.raises(TwinError, match="closed"):
+        await asyncio.wait_for(sending, 5)
+
+
+async def test_a_skipped_desired_version_delivers_the_whole_section() -> None:
+    """A patch that skips a $version (an earlier one is late: the hub's delay_desired
+    fault) must not lose the earlier change: the adapter GETs the twin and hands over the
+    whole desired section; the late patch is then dropped as stale."""
+    client = FakeClient(TWIN)  # desired $version 5
+    twin, _ = make_twin(client)
+    got: list[dict] = []
+    twin.on_desired_patch(got.append)
+    await twin.connect()
+    await twin.get_desired()
+    client.twin = {"desired": {"a": 6, "b": 7, "$version": 7}, "reported": {}}
+    send = client.on_twin_desired_properties_patch_received
+    send({"b": 7, "$version": 7})
+    for _ in range(20):
+        await asyncio.sleep(0)
+    send({"a": 6, "$version": 6})
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert got == [{"a": 6, "b": 7, "$version": 7}]
     await twin.close()
 
 

@@ -12,6 +12,7 @@ BENCHMARKS: dict[str, str] = {
     "blob": "loopback throughput of a 16 MiB blob: this server vs Azurite",
     "ota": "a 4 MiB OTA with no faults and with 5 scheduled power cuts",
     "sweep": "power-loss sweep speed (runs per second) and the mutation score",
+    "hub": "local IoT Hub: connect, twin round trip, 50-device rollout over MQTT/TLS",
 }
 
 
