@@ -26,7 +26,7 @@ COMMANDS: dict[str, Command] = {
     "bench": Command("sim.tools.bench", "benchmarks: flash, blob, ota, sweep"),
     "fuzz": Command("sim.explore.fuzz", "explore power-loss points and network faults"),
     "replay": Command(
-        "sim.explore.fuzz", "replay a failing scenario from its JSON", entry="replay_main"
+        "sim.tools.replay", "replay a fuzz finding: the trace around each cut, --trace out.vcd"
     ),
     "ota": Command(
         "deploy.ota", "alias of python -m deploy ota: upload, read-only SAS, IoT Hub configuration"
