@@ -42,6 +42,8 @@ def run_cli(entry: Callable[[list[str]], int], argv: Sequence[str], *, prog: str
         message = str(exc)
     except RigError as exc:
         message = str(exc)
+    except SystemExit:
+        raise  # argparse has already said what was wrong
     except FileNotFoundError as exc:
         message = f"{exc.filename}: no such file or folder"
     except NotADirectoryError as exc:
