@@ -244,6 +244,12 @@ def _check_sas(sas: object) -> None:
         raise InvalidInstruction(
             field, "is not a query string (name=value pairs joined by &)"
         ) from None
+    names = [name for name, _ in pairs]
+    twice = sorted({name for name in names if names.count(name) > 1 and name != "sig"})
+    if twice:
+        raise InvalidInstruction(
+            field, f"names {redact(twice[0])!r} more than once (names are compared decoded)"
+        )
     sigs = [value for name, value in pairs if name == "sig"]
     if not sigs:
         raise InvalidInstruction(field, "has no sig (signature) parameter")

@@ -565,3 +565,37 @@ async def test_container_names_outside_azure_rules_are_refused(server, session, 
     url = server.blob_url(container, "fw.bin") + "?" + server.make_sas(container, "fw.bin")
     status, headers, _ = await get(session, url)
     assert (status, headers["x-ms-error-code"]) == (400, "InvalidResourceName")
+
+
+@pytest.mark.parametrize("name", ["si%67", "%73ig", "%73%69%67"])
+async def test_a_sas_under_a_percent_encoded_name_never_reaches_a_log(
+    server, session, caplog, name
+):
+    """A server decodes query names (RFC 3986 2.1): ``si%67=`` is ``sig=``, so it
+    authorises the request, and the signature must be redacted in the access log, the
+    debug log and the events like a plain ``sig=``."""
+    caplog.set_level(logging.DEBUG)
+    sas = server.make_sas("firmware", "fw.bin")
+    sig = dict(p.split("=", 1) for p in sas.split("&"))["sig"]
+    url = URL(
+        server.blob_url("firmware", "fw.bin") + "?" + sas.replace("sig=", f"{name}="),
+        encoded=True,
+    )
+    status, _, body = await get(session, url, Range="bytes=0-9")
+    assert (status, body) == (206, IMAGE[:10])
+    assert "aiohttp.access" in {r.name for r in caplog.records}
+    assert unquote(sig) not in unquote(caplog.text)
+    assert sig not in caplog.text
+    assert unquote(sig) not in unquote(repr(server.events))
+
+
+async def test_a_sas_naming_a_parameter_twice_once_encoded_is_refused(server, session):
+    """``sig=a&si%67=b`` names sig twice once decoded: which one a proxy or a log sees
+    would differ from what is checked, so the server refuses it (403) rather than pick."""
+    sas = server.make_sas("firmware", "fw.bin")
+    url = URL(server.blob_url("firmware", "fw.bin") + "?" + sas + "&si%67=AAAA", encoded=True)
+    status, headers, _ = await get(session, url)
+    assert status == 403 and headers["x-ms-error-code"] == "AuthenticationFailed"
+    url = URL(server.blob_url("firmware", "fw.bin") + "?" + sas + "&s%65=2031-01-01", encoded=True)
+    status, headers, _ = await get(session, url)
+    assert status == 403 and headers["x-ms-error-code"] == "AuthenticationFailed"

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from agent.redact import redact
 from sim.cloud.blobserver.errors import BlobError
-from sim.cloud.blobserver.sas import READ, Operation, check_sas, redact, sas_string_to_sign, sign
+from sim.cloud.blobserver.sas import READ, Operation, check_sas, sas_string_to_sign, sign
 from sim.cloud.dev_account import DEV_ACCOUNT, DEV_KEY
 
 pytestmark = pytest.mark.sim

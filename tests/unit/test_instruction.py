@@ -546,3 +546,33 @@ def test_any_json_document_parses_or_is_invalid_never_crashes(doc: object) -> No
     except InvalidInstruction:
         return
     assert got is None or isinstance(got, Instruction)
+
+
+# --- SAS names percent-encoded -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["si%67", "%73ig", "%73%69%67"])
+def test_a_sas_with_a_percent_encoded_sig_name_is_parsed_and_redacted(name: str) -> None:
+    """``si%67`` decodes to ``sig`` for the parser (parse_qsl) as for Azure: the SAS is
+    accepted, and its signature never shows in ``redacted_url`` or ``repr``."""
+    got = parse_instruction(patch(sas=SAS.replace("sig=", f"{name}=")))
+    assert got is not None
+    assert SIG not in got.redacted_url() and SIG not in repr(got)
+    assert got.download_url().endswith(SIG)
+
+
+def test_a_sas_naming_sig_twice_once_encoded_is_invalid_without_echoing_either() -> None:
+    """Two signatures once names are decoded: invalid, and neither value is shown."""
+    with pytest.raises(InvalidInstruction) as caught:
+        parse_instruction(patch(sas=f"{SAS}&si%67=AAAAsecondsig"))
+    assert caught.value.field == "extFwInfo.sas"
+    assert SIG not in str(caught.value) and "AAAAsecondsig" not in str(caught.value)
+
+
+def test_a_sas_naming_any_parameter_twice_once_decoded_is_invalid() -> None:
+    """The blob server refuses ``se=..&s%65=..`` (which one is checked?); so does the
+    agent, before any request, naming the parameter."""
+    with pytest.raises(InvalidInstruction) as caught:
+        parse_instruction(patch(sas=f"{SAS}&s%65=2031-01-01"))
+    assert caught.value.field == "extFwInfo.sas"
+    assert "se" in caught.value.problem

@@ -27,6 +27,7 @@ from email.utils import format_datetime
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from agent.redact import redact
 from sim.cloud.blobserver.conditions import check_conditions
 from sim.cloud.blobserver.errors import MESSAGES, BlobError, error_body
 from sim.cloud.blobserver.events import Event
@@ -41,7 +42,7 @@ from sim.cloud.blobserver.sas import (
     Operation,
     check_sas,
     check_shared_key,
-    redact,
+    single_sas_params,
 )
 from sim.cloud.blobserver.shaping import (
     Progress,
@@ -258,7 +259,7 @@ class BlobService:
             )
         elif "sig" in request.query:
             check_sas(
-                request.query,
+                single_sas_params(request.query.items()),
                 account=self.account,
                 key=self.key,
                 operation=operation,
