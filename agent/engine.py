@@ -35,7 +35,14 @@ import aiohttp
 from agent.clock import Clock
 from agent.download import Downloader, DownloadError, DownloadPolicy, DownloadStats
 from agent.errors import PowerLoss
-from agent.instruction import Instruction, InvalidInstruction, parse_instruction
+from agent.hosts import AZURE_BLOB_HOSTS
+from agent.instruction import (
+    Instruction,
+    InvalidInstruction,
+    allow_list,
+    parse_instruction,
+    storage_hosts_entries,
+)
 from agent.record import Job, Record, RecordError, State, load_record
 from agent.report import ErrorText, Report, Status, percent, to_reported
 from agent.staging import (
@@ -62,6 +69,9 @@ class AgentConfig:
     geometry: Geometry = field(default_factory=Geometry)
     download: DownloadPolicy = field(default_factory=DownloadPolicy)
     allow_http_loopback: bool = False
+    # where images may come from (agent.hosts): Azure Blob's endpoints; simulation and
+    # tests pass agent.hosts.LOOPBACK_HOSTS for their loopback blob server
+    storage_hosts: tuple[str, ...] = AZURE_BLOB_HOSTS
     progress_step_percent: int = 5
     retry_interval_s: float = 60.0  # after `interrupted`, try again on our own (jittered)
     space_reserve_blocks: int = 8  # littlefs metadata and copy-on-write headroom
@@ -76,6 +86,8 @@ class AgentConfig:
             raise ValueError(f"retry_interval_s must be >= 0, got {self.retry_interval_s}")
         if self.space_reserve_blocks < 0:
             raise ValueError(f"space_reserve_blocks must be >= 0, got {self.space_reserve_blocks}")
+        object.__setattr__(self, "storage_hosts", storage_hosts_entries(self.storage_hosts))
+        allow_list(self.storage_hosts)  # a malformed entry is refused here, not per instruction
 
 
 class Outcome(Enum):
@@ -259,6 +271,7 @@ class Agent:
             desired,
             max_size=self.config.geometry.region_size,
             allow_http_loopback=self.config.allow_http_loopback,
+            storage_hosts=self.config.storage_hosts,
         )
 
     # -- one job ------------------------------------------------------------------

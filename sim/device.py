@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from agent.engine import Agent, AgentConfig
 from agent.errors import PowerLoss
 from agent.flash import SpiFlash
+from agent.hosts import LOOPBACK_HOSTS
 from agent.spi import SpiPort
 from sim.chip.w25q128 import W25Q128
 from sim.clock import VirtualClock
@@ -112,7 +113,7 @@ class SimDevice:
         self.twin = twin or InProcessTwin()
         self.target = target or SimMcuTarget(self.clock)
         self.target.on_cut = self.power.power_off
-        self.config = config or AgentConfig(allow_http_loopback=True)
+        self.config = config or AgentConfig(allow_http_loopback=True, storage_hosts=LOOPBACK_HOSTS)
         self.agent_factory = agent_factory
         self.rng = random.Random(f"device:{seed}")
         self.agent: Agent | None = None

@@ -33,6 +33,7 @@ from agent.download import DownloadPolicy
 from agent.engine import Agent, AgentConfig
 from agent.errors import PowerLoss
 from agent.flash import SpiFlash
+from agent.hosts import LOOPBACK_HOSTS
 from agent.storage import Storage, StorageError
 from sim.chip.w25q128 import W25Q128, ChipSnapshot
 from sim.clock import VirtualClock
@@ -419,6 +420,7 @@ async def prepare_base(scenario: Scenario, server: BlobServer) -> Base:
 def _config(scenario: Scenario) -> AgentConfig:
     return AgentConfig(
         allow_http_loopback=True,
+        storage_hosts=LOOPBACK_HOSTS,
         download=DownloadPolicy(checkpoint_bytes=scenario.checkpoint_bytes),
     )
 

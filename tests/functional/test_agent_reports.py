@@ -11,11 +11,14 @@ import itertools
 
 import pytest
 
+from agent.engine import AgentConfig
 from agent.staging import STAGED_PATH
 from sim.cloud.faults import Corrupt, Down, Status, Timeout
 from sim.cloud.faults.plan import Rule
 from sim.device import applied, settled
 from tests.common.agent import (
+    BLOB,
+    CONTAINER,
     IMAGE_BYTES,
     config,
     make_image,
@@ -256,3 +259,18 @@ async def test_image_larger_than_the_flash_reports_invalid():
     assert result.reached
     assert "extFwInfo.size" in r.reported["Detail"]
     assert r.recorder.gets() == []
+
+
+async def test_an_image_on_a_host_outside_the_allow_list_is_invalid_and_never_fetched():
+    """Issue 14: the agent downloads only from ``AgentConfig.storage_hosts`` (default
+    Azure Blob's endpoints, as the original's manifest names its hosts). A device left
+    on the default refuses the loopback server's URL as ``invalid``, naming it, and
+    sends it no request."""
+    async with rig(agent_config=AgentConfig(allow_http_loopback=True)) as r:
+        r.offer(1, make_image(41))
+        result = await r.run(settled(1))
+    assert result.reached
+    assert (r.reported["Status"], r.reported["Error"]) == ("invalid", "Invalid instruction")
+    assert r.server.blob_url(CONTAINER, BLOB) in r.reported["Detail"]
+    assert "*.blob.core.windows.net" in r.reported["Detail"]
+    assert r.server.events == []
