@@ -20,6 +20,7 @@ import base64
 import hashlib
 import hmac
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -173,16 +174,36 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# SAS times ("Create a service SAS", signedStart/signedExpiry): ISO 8601 in UTC, as a date,
+# or with minutes, seconds, or seconds and up to seven fractional digits (the .NET
+# round-trip format Azure itself writes). ASCII digits only.
+_SAS_TIME = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
+    r"(?:T([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]{1,7}))?)?Z)?"
+)
+
+
 def _parse_time(value: str | None, name: str) -> datetime | None:
     if not value:
         return None
-    text = value.strip()
-    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%MZ", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    raise _auth_failed(f"Invalid SAS time in {name}: {value[:40]!r}.")
+    match = _SAS_TIME.fullmatch(value.strip(" "))
+    try:
+        if match is None:
+            raise ValueError(value)
+        year, month, day, hour, minute, second, fraction = match.groups()
+        micro = int((fraction or "0").ljust(7, "0")[:6])  # 100 ns ticks below 1 us dropped
+        return datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            micro,
+            tzinfo=UTC,
+        )
+    except ValueError:
+        raise _auth_failed(f"Invalid SAS time in {name}: {value[:40]!r}.") from None
 
 
 def _ip_allowed(sip: str, client_ip: str | None) -> bool:
