@@ -291,7 +291,7 @@ async def test_control_api_serves_the_event_log(server, session):
 async def test_control_api_refuses_a_bad_rule_naming_the_problem(server, session):
     async with session.post(server.control_url, json={"fault": "meteor"}) as response:
         assert response.status == 400
-        assert "unknown fault 'meteor'" in (await response.json())["error"]
+        assert "rule.fault: 'meteor' is not one of" in (await response.json())["error"]
     assert server.plan == FaultPlan()
 
 

@@ -2,9 +2,13 @@
 
     python -m sim blobserver --host 127.0.0.1 --port 10000 [--root DIR]
                              [--faults plan.json] [--seed N]
+                             [--control-host 127.0.0.1] [--control-port N] [--expose-control]
 
-Prints the connection string and the control API address; steer faults while it
-runs with ``curl -X POST http://HOST:PORT/_faults -d '{"fault": "latency", ...}'``.
+Prints the connection string and where the fault control API listens (its own
+port, loopback only unless ``--expose-control``); steer faults while it runs with
+``curl -X POST http://127.0.0.1:CONTROL_PORT/_faults -d '{"fault": "latency", ...}'``.
+Bad input (a plan that is not valid, a port out of range) exits with status 2 and one
+line naming what is wrong.
 """
 
 import argparse
@@ -27,6 +31,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", help="store blobs as files under this directory")
     parser.add_argument("--faults", metavar="PLAN", help="fault plan file (JSON, or YAML)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    parser.add_argument(
+        "--control-host",
+        default="127.0.0.1",
+        help="address of the fault control API (default 127.0.0.1; it has no credentials)",
+    )
+    parser.add_argument(
+        "--control-port", type=int, default=0, help="port of the control API (0 = ephemeral)"
+    )
+    parser.add_argument(
+        "--expose-control",
+        action="store_true",
+        help="allow a --control-host that is not loopback (anyone reaching it steers faults)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return parser
 
@@ -35,7 +52,7 @@ async def _serve(server: BlobServer, stop: asyncio.Event) -> None:
     async with server:
         print(f"blob endpoint  {server.url}", flush=True)
         print(f"connection     {server.connection_string}", flush=True)
-        print(f"fault control  {server.control_url}", flush=True)
+        print(f"fault control  {server.control_url}  (own listener, no credentials)", flush=True)
         print(f"rules          {len(server.plan.rules)} (seed {server.service.seed})", flush=True)
         await stop.wait()
 
@@ -45,7 +62,14 @@ def main(argv: list[str]) -> int:
     try:
         plan = load_plan(args.faults) if args.faults else FaultPlan()
         server = BlobServer(
-            host=args.host, port=args.port, root=args.root, plan=plan, seed=args.seed
+            host=args.host,
+            port=args.port,
+            root=args.root,
+            plan=plan,
+            seed=args.seed,
+            control_host=args.control_host,
+            control_port=args.control_port,
+            expose_control=args.expose_control,
         )
     except ValueError as exc:
         print(f"blobserver: {exc}", file=sys.stderr)
