@@ -90,3 +90,12 @@ def test_a_control_host_that_is_not_loopback_needs_expose_control(capsys):
     assert main(["--port", "0", "--control-host", "0.0.0.0"]) == 2
     err = capsys.readouterr().err
     assert "--expose-control" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "args", [["--event-log-size", "0"], ["--header-timeout", "0"], ["--body-timeout", "-1"]]
+)
+def test_bounds_of_a_long_running_server_are_options_checked_at_start(capsys, args):
+    assert main(["--port", "0", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and args[0].lstrip("-").split("-")[0] in err

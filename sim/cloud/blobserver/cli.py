@@ -18,7 +18,8 @@ import logging
 import signal
 import sys
 
-from sim.cloud.blobserver.server import BlobServer
+from sim.cloud.blobserver.app import BODY_TIMEOUT_S, EVENT_LOG_SIZE
+from sim.cloud.blobserver.server import HEADER_TIMEOUT_S, BlobServer
 from sim.cloud.faults.plan import FaultPlan, load_plan
 
 
@@ -43,6 +44,28 @@ def _parser() -> argparse.ArgumentParser:
         "--expose-control",
         action="store_true",
         help="allow a --control-host that is not loopback (anyone reaching it steers faults)",
+    )
+    parser.add_argument(
+        "--event-log-size",
+        type=int,
+        default=EVENT_LOG_SIZE,
+        metavar="N",
+        help=f"events kept for /_faults/events, the last N (default {EVENT_LOG_SIZE})",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=HEADER_TIMEOUT_S,
+        metavar="S",
+        help=f"drop a request head not complete (or a connection idle) after S seconds "
+        f"(default {HEADER_TIMEOUT_S:g})",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=BODY_TIMEOUT_S,
+        metavar="S",
+        help=f"drop a request body that sends nothing for S seconds (default {BODY_TIMEOUT_S:g})",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return parser
@@ -70,6 +93,9 @@ def main(argv: list[str]) -> int:
             control_host=args.control_host,
             control_port=args.control_port,
             expose_control=args.expose_control,
+            event_log_size=args.event_log_size,
+            header_timeout_s=args.header_timeout,
+            body_timeout_s=args.body_timeout,
         )
     except ValueError as exc:
         print(f"blobserver: {exc}", file=sys.stderr)

@@ -9,7 +9,13 @@ from urllib.parse import quote
 from aiohttp import web
 
 from agent.hosts import is_loopback_host
-from sim.cloud.blobserver.app import MAX_UPLOAD_BYTES, BlobService, RedactingAccessLogger
+from sim.cloud.blobserver.app import (
+    BODY_TIMEOUT_S,
+    EVENT_LOG_SIZE,
+    MAX_UPLOAD_BYTES,
+    BlobService,
+    RedactingAccessLogger,
+)
 from sim.cloud.blobserver.control import PREFIX, make_control_app
 from sim.cloud.blobserver.errors import BlobError
 from sim.cloud.blobserver.events import Event
@@ -19,6 +25,7 @@ from sim.cloud.dev_account import DEV_ACCOUNT, DEV_KEY, connection_string
 from sim.cloud.faults.plan import FaultPlan, Rule
 
 SHUTDOWN_GRACE_S = 0.5  # handlers still running after this are cancelled
+HEADER_TIMEOUT_S = 30.0  # a request head (or an idle keep-alive) that takes longer is dropped
 
 
 def make_app(service: BlobService) -> web.Application:
@@ -56,6 +63,13 @@ class BlobServer:
     credentials, so it listens apart, on ``control_host:control_port`` (default
     loopback, an ephemeral port: read :attr:`control_url`); a control address that is
     not loopback is refused unless ``expose_control=True`` says it is meant.
+
+    Bounded for a server people leave running: the event log keeps the last
+    ``event_log_size`` events; a request head not complete within ``header_timeout_s``
+    (or a keep-alive connection idle that long) and a body that sends nothing for
+    ``body_timeout_s`` are dropped; Put Blob bodies over Azure's maximum are refused up
+    front, and uncommitted blocks are bounded (:class:`~sim.cloud.blobserver.store.
+    StagedBlocks`).
     """
 
     def __init__(
@@ -71,6 +85,9 @@ class BlobServer:
         control_host: str = "127.0.0.1",
         control_port: int = 0,
         expose_control: bool = False,
+        event_log_size: int = EVENT_LOG_SIZE,
+        header_timeout_s: float = HEADER_TIMEOUT_S,
+        body_timeout_s: float = BODY_TIMEOUT_S,
     ) -> None:
         for name, value in (("port", port), ("control_port", control_port)):
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
@@ -93,8 +110,17 @@ class BlobServer:
         self._control_port = control_port
         self.account = account
         self.key = key
+        if not header_timeout_s > 0:
+            raise ValueError(f"header_timeout_s must be > 0, got {header_timeout_s!r}")
+        self.header_timeout_s = header_timeout_s
         self.service = BlobService(
-            store=store, account=account, key=key, plan=plan or FaultPlan(), seed=seed
+            store=store,
+            account=account,
+            key=key,
+            plan=plan or FaultPlan(),
+            seed=seed,
+            event_log_size=event_log_size,
+            body_timeout_s=body_timeout_s,
         )
         self._runner: web.AppRunner | None = None
         self._control_runner: web.AppRunner | None = None
@@ -107,6 +133,11 @@ class BlobServer:
             make_app(self.service),
             access_log_class=RedactingAccessLogger,
             shutdown_timeout=SHUTDOWN_GRACE_S,
+            # aiohttp closes a connection still waiting for a whole request when its
+            # keep-alive timer fires (armed on connect and after every response): so a
+            # half-sent request head is dropped after header_timeout_s, and so is an idle
+            # keep-alive connection (aiohttp's default is an hour)
+            keepalive_timeout=self.header_timeout_s,
         )
         try:
             self._port = await _listen(self._runner, self.host, self._port)
@@ -232,5 +263,6 @@ class BlobServer:
 
     @property
     def events(self) -> list[Event]:
-        """The event log, one :class:`Event` per request, in order of completion."""
-        return self.service.events
+        """The event log (a copy): one :class:`Event` per request, in order of completion,
+        the last ``event_log_size`` of them."""
+        return list(self.service.events)
