@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -126,10 +127,9 @@ class SimDevice:
         """Power the chip if it is off and build a fresh agent (a boot)."""
         if not self.power.powered:
             self.power.power_on()
-        flash = SpiFlash(self.port, self.clock)
         self.boots += 1
         agent = self.agent_factory(
-            flash=flash,
+            open_flash=functools.partial(SpiFlash, self.port, self.clock),
             twin=self.twin,
             target=self.target,
             clock=self.clock,
