@@ -490,3 +490,27 @@ def test_a_retry_after_in_non_ascii_digits_is_ignored(digits: str):
 
     assert parse_retry_after(digits) is None
     assert parse_retry_after("12") == 12.0
+
+
+# -- every retry path is spread by jitter across devices ------------------------------
+
+
+async def test_backoff_waits_differ_across_seeds_and_stay_below_the_ceiling():
+    """A fleet that lost its server together must not come back in lock-step: the
+    downloader's waits after the same failures differ from device to device (seed to
+    seed), each within full jitter's [0, min(cap, base * 2**(n-1))]."""
+    sequences = []
+    for seed in range(8):
+        clock = SleepLog()
+        session = FakeSession(clock, [Answer(503)] * 6)
+        d = downloader(clock, session, seed=seed, max_attempts=6, backoff_base_s=2.0)
+        with pytest.raises(DownloadError):
+            await d.download(instruction(), FakeStaging())
+        assert len(clock.sleeps) == 5
+        for n, wait in enumerate(clock.sleeps, start=1):
+            assert 0.0 <= wait <= 2.0 * 2 ** (n - 1)
+        sequences.append(tuple(clock.sleeps))
+    assert len(set(sequences)) == len(sequences)
+    for n in range(5):  # at every step the devices are spread, not merely shifted
+        column = [s[n] for s in sequences]
+        assert max(column) - min(column) > 0.25 * 2.0 * 2**n
