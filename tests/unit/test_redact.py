@@ -104,3 +104,15 @@ def test_every_name_a_parser_reads_as_sig_is_redacted(name: str, picks: list[str
     parsed = dict(parse_qsl(query))
     if parsed.get("sig") is not None:
         assert SECRET not in redact(query)
+
+
+def test_reports_and_instruction_errors_redact_encoded_names_too() -> None:
+    """What reaches the twin (``Detail``) and what an exception says go through the same
+    redaction: a SAS whose ``sig`` name is encoded leaks through neither."""
+    from agent.instruction import InvalidInstruction
+    from agent.report import ErrorText, Report, Status, to_reported
+
+    detail = f"GET https://a.blob.core.windows.net/c/b?sv=1&%73ig={SECRET} failed"
+    sent = to_reported(Report(Status.INTERRUPTED, ErrorText.NETWORK_TIMEOUT, detail=detail))
+    assert SECRET not in str(sent)
+    assert SECRET not in str(InvalidInstruction("extFwInfo.url", detail))
