@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import Any, Protocol, cast
 from agent.engine import Agent, AgentConfig
 from agent.errors import PowerLoss
 from agent.flash import SpiFlash
+from agent.hosts import LOOPBACK_HOSTS
 from agent.spi import SpiPort
 from agent.twin import Twin
 from sim.chip.w25q128 import W25Q128
@@ -134,7 +136,7 @@ class SimDevice:
         self.twin: InProcessTwin = cast(InProcessTwin, twin or InProcessTwin())
         self.target = target or SimMcuTarget(self.clock)
         self.target.on_cut = self.power.power_off
-        self.config = config or AgentConfig(allow_http_loopback=True)
+        self.config = config or AgentConfig(allow_http_loopback=True, storage_hosts=LOOPBACK_HOSTS)
         self.agent_factory = agent_factory
         self.rng = random.Random(f"device:{seed}")
         self.agent: Agent | None = None
@@ -147,10 +149,9 @@ class SimDevice:
         """Power the chip if it is off and build a fresh agent (a boot)."""
         if not self.power.powered:
             self.power.power_on()
-        flash = SpiFlash(self.port, self.clock)
         self.boots += 1
         agent = self.agent_factory(
-            flash=flash,
+            open_flash=functools.partial(SpiFlash, self.port, self.clock),
             twin=self.twin,
             target=self.target,
             clock=self.clock,

@@ -25,6 +25,7 @@ from typing import TextIO
 
 from agent.download import DownloadPolicy
 from agent.engine import AgentConfig
+from agent.hosts import LOOPBACK_HOSTS
 from sim.cloud.blobserver import BlobServer
 from sim.cloud.faults.plan import FaultPlan
 from sim.cloud.twin import publish_ota
@@ -124,6 +125,7 @@ async def run(scenario: Scenario, console: _Console) -> int:
     digest = hashlib.sha256(image).hexdigest()
     config = AgentConfig(
         allow_http_loopback=True,
+        storage_hosts=LOOPBACK_HOSTS,
         download=DownloadPolicy(checkpoint_bytes=scenario.checkpoint_bytes),
     )
     device = SimDevice(seed=scenario.seed, config=config)
