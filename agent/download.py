@@ -39,8 +39,11 @@ X_MS_VERSION = "2021-08-06"  # open-ended ranges need 2011-08-18 or later
 # A low-speed window closes this close to its end: a clock far from zero cannot
 # advance by a remainder of a few ulps, which would otherwise spin forever.
 _WINDOW_SLACK_S = 1e-6
-_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
-_UNSATISFIED_RANGE = re.compile(r"^bytes \*/(\d+)$")
+# Header numbers are DIGIT, %x30-39 (RFC 9110 5.6.1): ASCII only, never "\d" or
+# str.isdigit, which take any Unicode digit (and int("²") raises).
+_DIGITS = re.compile(r"[0-9]+")
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]+)-([0-9]+)/([0-9]+)")
+_UNSATISFIED_RANGE = re.compile(r"bytes \*/([0-9]+)")
 
 
 class Staging(Protocol):
@@ -182,8 +185,10 @@ def parse_retry_after(value: str | None, now_epoch: float | None = None) -> floa
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _DIGITS.fullmatch(value):
         return float(value)
+    if not value.isascii():
+        return None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -346,7 +351,7 @@ class Downloader:
             self._progress(0, instruction.size)
             raise _Retry(HttpStatusError(412, "blob replaced (412), restarting"), retry_after=0.0)
         if status == 416:
-            unsat = _UNSATISFIED_RANGE.match(response.headers.get("Content-Range", ""))
+            unsat = _UNSATISFIED_RANGE.fullmatch(response.headers.get("Content-Range", ""))
             length = int(unsat.group(1)) if unsat else None
             # The offset is always below the instruction's size here, so a 416 means the
             # blob is not the one described: never take it as "complete" (weakness 5).
@@ -363,7 +368,7 @@ class Downloader:
     @staticmethod
     def _check_length(response: aiohttp.ClientResponse, expected: int) -> None:
         length = response.headers.get("Content-Length")
-        if length is not None and (not length.isdigit() or int(length) != expected):
+        if length is not None and (not _DIGITS.fullmatch(length) or int(length) != expected):
             raise _Retry(ResponseLie(f"Content-Length {length}, expected {expected}"))
 
     async def _consume(
@@ -451,7 +456,7 @@ class Downloader:
 
 
 def _parse_content_range(value: str | None) -> tuple[int, int, int] | None:
-    match = _CONTENT_RANGE.match(value or "")
+    match = _CONTENT_RANGE.fullmatch(value or "")
     if not match:
         return None
     start, end, total = (int(g) for g in match.groups())

@@ -15,13 +15,19 @@ resumes correctly. It keeps the original design's cloud contract
 * the last applied image is kept until a new one is verified and applied; if both
   cannot fit, the new instruction is refused rather than the good image destroyed;
 * apply is idempotent: it runs only while the target's version is below the
-  staged one, so a cut during install just installs again.
+  staged one, so a cut during install just installs again;
+* a chip that cannot be used at boot (no chip or a foreign one by its JEDEC ID, stuck
+  BUSY, a region littlefs cannot mount that is not blank) is reported as ``error`` /
+  ``Flash unusable`` with a ``Detail``, the twin keeps being served, and the agent
+  tries again every ``storage_retry_s`` (jittered, on the injected clock); a region it
+  cannot read is never formatted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import random
@@ -35,8 +41,15 @@ import aiohttp
 from agent.clock import Clock
 from agent.download import Downloader, DownloadError, DownloadPolicy, DownloadStats
 from agent.errors import PowerLoss
-from agent.flash import SpiFlash
-from agent.instruction import Instruction, InvalidInstruction, parse_instruction
+from agent.flash import FlashError, SpiFlash
+from agent.hosts import AZURE_BLOB_HOSTS
+from agent.instruction import (
+    Instruction,
+    InvalidInstruction,
+    allow_list,
+    parse_instruction,
+    storage_hosts_entries,
+)
 from agent.protocol import Board
 from agent.record import Job, Record, RecordError, State, load_record
 from agent.report import ErrorText, Report, Status, percent, to_reported
@@ -64,8 +77,12 @@ class AgentConfig:
     geometry: Geometry = field(default_factory=Geometry)
     download: DownloadPolicy = field(default_factory=DownloadPolicy)
     allow_http_loopback: bool = False
+    # where images may come from (agent.hosts): Azure Blob's endpoints; simulation and
+    # tests pass agent.hosts.LOOPBACK_HOSTS for their loopback blob server
+    storage_hosts: tuple[str, ...] = AZURE_BLOB_HOSTS
     progress_step_percent: int = 5
     retry_interval_s: float = 60.0  # after `interrupted`, try again on our own (jittered)
+    storage_retry_s: float = 300.0  # a chip unusable at boot is tried again this often
     space_reserve_blocks: int = 8  # littlefs metadata and copy-on-write headroom
     format_blank: bool = True
 
@@ -76,8 +93,12 @@ class AgentConfig:
             )
         if self.retry_interval_s < 0:
             raise ValueError(f"retry_interval_s must be >= 0, got {self.retry_interval_s}")
+        if not self.storage_retry_s > 0:
+            raise ValueError(f"storage_retry_s must be > 0, got {self.storage_retry_s}")
         if self.space_reserve_blocks < 0:
             raise ValueError(f"space_reserve_blocks must be >= 0, got {self.space_reserve_blocks}")
+        object.__setattr__(self, "storage_hosts", storage_hosts_entries(self.storage_hosts))
+        allow_list(self.storage_hosts)  # a malformed entry is refused here, not per instruction
 
 
 class Outcome(Enum):
@@ -87,14 +108,25 @@ class Outcome(Enum):
     RETRY = "retry"  # interrupted: try again after a while or on redelivery
 
 
+#: How long a chip may stay BUSY at boot before it is taken as stuck: power-on leaves a
+#: chip idle, so this is the longest operation the agent itself issues (a 64 KiB block
+#: erase, W25Q128JV datasheet 9.6 tBE2 max 2 s), with the driver's margin.
+BOOT_READY_TIMEOUT_S = 3.0
+
+
 class Agent:
     """One boot of the OTA agent. A power cut ends it (:class:`PowerLoss` escapes
-    :meth:`run`); the device then boots a new :class:`Agent` on the same flash."""
+    :meth:`run`); the device then boots a new :class:`Agent` on the same flash.
+
+    Give ``flash`` (a driver already probed) or ``open_flash`` (probes the chip: it may
+    raise :class:`agent.flash.FlashError`, which the agent reports and retries); a
+    ``flash`` given wins."""
 
     def __init__(
         self,
         *,
-        flash: Flash,
+        flash: Flash | None = None,
+        open_flash: Callable[[], Flash] | None = None,
         twin: Twin,
         target: McuTarget,
         clock: Clock,
@@ -102,7 +134,10 @@ class Agent:
         rng: random.Random | None = None,
         session_factory: Callable[[], aiohttp.ClientSession] | None = None,
     ) -> None:
-        self.flash = flash
+        if flash is None and open_flash is None:
+            raise ValueError("give the agent flash or open_flash")
+        self.flash: Flash | None = flash
+        self._open_flash = open_flash if flash is None else None
         self.twin = twin
         self.target = target
         self.clock = clock
@@ -123,9 +158,11 @@ class Agent:
     def from_board(cls, board: Board) -> Agent:
         """This agent (or a subclass) behind the :mod:`agent.protocol` seam: an
         :data:`~agent.protocol.AgentFactory`. It drives the board's SPI port through
-        :class:`agent.flash.SpiFlash`, or takes the board's ``flash`` when it has one."""
+        :class:`agent.flash.SpiFlash` (probed at boot, so a chip that does not answer is
+        reported and retried), or takes the board's ``flash`` when it has one."""
         return cls(
-            flash=board.flash if board.flash is not None else SpiFlash(board.spi, board.clock),
+            flash=board.flash,
+            open_flash=functools.partial(SpiFlash, board.spi, board.clock),
             twin=board.twin,
             target=board.target,
             clock=board.clock,
@@ -137,8 +174,22 @@ class Agent:
     # -- boot ---------------------------------------------------------------------
 
     def boot(self) -> None:
-        """Mount the file system and finish whatever the record says was under way
-        that needs no network: finalising an apply, or applying a verified image."""
+        """Open the chip and mount the file system (formatting only a blank region), and
+        load the progress record. Raises :class:`agent.flash.FlashError` or
+        :class:`StorageError` when the chip cannot be used (:meth:`run` reports and
+        retries), :class:`PowerLoss` when the power goes."""
+        if self.flash is None:
+            assert self._open_flash is not None
+            self.flash = self._open_flash()
+        if isinstance(self.flash, SpiFlash):
+            # a chip that is BUSY ignores reads: what it returns must not be judged blank
+            self.flash.wait_ready(BOOT_READY_TIMEOUT_S, "power-on (before trusting a read)")
+        try:
+            self.config.geometry.check_fits(self.flash)
+        except ValueError as exc:
+            raise StorageError(
+                f"the configured littlefs region does not fit the chip: {exc}"
+            ) from None
         self.storage = Storage.mount(
             self.flash, self.config.geometry, format_blank=self.config.format_blank
         )
@@ -164,8 +215,7 @@ class Agent:
     # -- the main loop ------------------------------------------------------------
 
     async def run(self) -> None:
-        """Boot, connect, and serve instructions until cancelled or the power goes."""
-        self.boot()
+        """Connect, boot, and serve instructions until cancelled or the power goes."""
         async with self._session_factory() as session:
             self._downloader = Downloader(
                 session,
@@ -178,6 +228,7 @@ class Agent:
             await self.twin.connect()
             sender = asyncio.ensure_future(self._send_reports())
             try:
+                await self._boot_until_usable()
                 await self._recover()
                 self._desired = merge_patch(await self.twin.get_desired(), self._desired)
                 await self._serve()
@@ -185,6 +236,32 @@ class Agent:
                 sender.cancel()
                 with contextlib.suppress(Exception):
                     await self.twin.close()
+
+    async def _boot_until_usable(self) -> None:
+        """:meth:`boot` until it succeeds; meanwhile the twin is served (patches are
+        kept for later) and each failure is reported as ``error``, then retried after
+        ``storage_retry_s`` x uniform(0.5, 1) on the injected clock."""
+        while True:
+            try:
+                self.boot()
+                return
+            except PowerLoss:
+                raise
+            except (FlashError, StorageError) as exc:
+                if self._open_flash is not None:
+                    self.flash = None  # probe the chip again next time
+                self.storage = self.journal = None
+                delay = self.rng.uniform(0.5, 1.0) * self.config.storage_retry_s
+                log.error("flash unusable at boot (%s); trying again in %.0f s", exc, delay)
+                await self._report(
+                    Report(
+                        Status.ERROR,
+                        ErrorText.FLASH_UNUSABLE,
+                        detail=f"{exc} (nothing written; trying again every "
+                        f"~{self.config.storage_retry_s:g} s)",
+                    )
+                )
+                await self.clock.asleep(delay)
 
     async def _send_reports(self) -> None:
         """Send reports to the twin one at a time, in the order they were made."""
@@ -276,6 +353,7 @@ class Agent:
             desired,
             max_size=self.config.geometry.region_size,
             allow_http_loopback=self.config.allow_http_loopback,
+            storage_hosts=self.config.storage_hosts,
         )
 
     # -- one job ------------------------------------------------------------------

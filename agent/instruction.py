@@ -8,20 +8,40 @@ all five required, version > 0 and size > 0. The original crashed on a patch mis
 which the agent reports as ``invalid``.
 """
 
-import ipaddress
+import functools
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
+from agent.hosts import (
+    AZURE_BLOB_HOSTS,
+    LOOPBACK_HOSTS,
+    StorageHosts,
+    ip_of,
+    is_loopback_host,
+    name_problem,
+)
 from agent.redact import redact
 
 log = logging.getLogger(__name__)
 
 KEY = "extFwInfo"
 FIELDS = ("version", "size", "url", "sas", "sha256")
+VERSION_MAX = 2**31 - 1  # the original keeps the version in a C int
+
+__all__ = [
+    "AZURE_BLOB_HOSTS",
+    "KEY",
+    "LOOPBACK_HOSTS",
+    "VERSION_MAX",
+    "Instruction",
+    "InvalidInstruction",
+    "is_loopback_host",
+    "parse_instruction",
+]
 
 _HEX64 = re.compile(r"[0-9A-Fa-f]{64}")
 # Characters never valid unescaped in a URL or a query string (RFC 3986 section 2).
@@ -54,11 +74,11 @@ class Instruction:
     sha256: bytes
 
     def __post_init__(self) -> None:
-        _check_int(f"{KEY}.version", self.version)
+        _check_version(self.version)
         _check_int(f"{KEY}.size", self.size)
         if not isinstance(self.sha256, bytes) or len(self.sha256) != 32:
             raise InvalidInstruction(f"{KEY}.sha256", "must be 32 raw bytes")
-        _check_url(self.url, allow_http_loopback=True)
+        _check_url(self.url, allow_http_loopback=True, hosts=None)
         _check_sas(self.sas)
 
     def download_url(self) -> str:
@@ -86,6 +106,7 @@ def parse_instruction(
     *,
     max_size: int | None = None,
     allow_http_loopback: bool = False,
+    storage_hosts: Iterable[str] = AZURE_BLOB_HOSTS,
 ) -> Instruction | None:
     """Parse the ``extFwInfo`` of a twin document.
 
@@ -99,11 +120,15 @@ def parse_instruction(
 
     Raises :class:`InvalidInstruction` for every malformed instruction: a missing key,
     a wrong type (``true`` or ``"5"`` is not an integer), ``version`` or ``size`` not
-    positive, ``size`` above ``max_size`` (the free space), a ``sha256`` that is not 64
-    hex digits (either case; the original's operator tool sends upper case), a URL that is
-    not ``https`` (plain ``http`` only to a loopback host, and only with
-    ``allow_http_loopback``), a URL with a query, fragment, credentials or without a
-    ``/{container}/{blob}`` path, and a SAS that is not a query string with a ``sig``.
+    positive, ``version`` above :data:`VERSION_MAX` (a C int, as the original stores it),
+    ``size`` above ``max_size`` (the free space), a ``sha256`` that is not 64 hex digits
+    (either case; the original's operator tool sends upper case), a URL that is not
+    ``https`` (plain ``http`` only to a loopback host, and only with
+    ``allow_http_loopback``), a URL whose host is not in ``storage_hosts``
+    (:mod:`agent.hosts`; default Azure Blob's endpoints) or is not plain ASCII, a port 0,
+    a URL with a query, fragment, credentials, a ``.``/``..`` segment or without a
+    ``/{container}/{blob}`` path, and a SAS that is not a query string with one ``sig``
+    (and no parameter named twice). A malformed ``storage_hosts`` raises ``ValueError``.
 
     A patch carries only what changed: an agent that wants to accept a partial update
     merges it into its last desired section (:func:`agent.twin.merge_patch`) and parses
@@ -113,6 +138,7 @@ def parse_instruction(
         isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 0
     ):
         raise ValueError(f"max_size must be a non-negative int or None, got {max_size!r}")
+    hosts = allow_list(storage_hosts_entries(storage_hosts))
     if not isinstance(doc, Mapping):
         raise InvalidInstruction("twin", f"must be a JSON object, got {_type(doc)}")
     section: Any = doc
@@ -134,7 +160,7 @@ def parse_instruction(
         log.warning("ignoring unknown keys in %s: %s", KEY, redact(", ".join(extra)))
 
     version = info["version"]
-    _check_int(f"{KEY}.version", version)
+    _check_version(version)
     size = info["size"]
     _check_int(f"{KEY}.size", size)
     if max_size is not None and size > max_size:
@@ -143,7 +169,7 @@ def parse_instruction(
         )
     sha256 = _parse_sha256(info["sha256"])
     url = info["url"]
-    _check_url(url, allow_http_loopback=allow_http_loopback)
+    _check_url(url, allow_http_loopback=allow_http_loopback, hosts=hosts)
     sas = info["sas"]
     if isinstance(sas, str) and sas.startswith("?"):
         sas = sas[1:]  # the portal's "SAS token" box copies it with the "?"
@@ -169,6 +195,24 @@ def _check_int(field: str, value: object) -> None:
         raise InvalidInstruction(field, f"must be greater than 0, got {value}")
 
 
+def _check_version(value: object) -> None:
+    field = f"{KEY}.version"
+    _check_int(field, value)
+    assert isinstance(value, int)
+    if value > VERSION_MAX:
+        raise InvalidInstruction(
+            field,
+            f"must be at most {VERSION_MAX} (the device keeps it in a C int), got a larger one",
+        )
+
+
+def storage_hosts_entries(entries: Iterable[str]) -> tuple[str, ...]:
+    """``entries`` as a tuple, refusing one bare string (a common slip: ``("a.b")``)."""
+    if isinstance(entries, str):
+        raise ValueError("storage_hosts must be a sequence of entries, not one string")
+    return tuple(entries)
+
+
 def _parse_sha256(value: object) -> bytes:
     field = f"{KEY}.sha256"
     if not isinstance(value, str):
@@ -180,18 +224,8 @@ def _parse_sha256(value: object) -> bytes:
     return bytes.fromhex(value)
 
 
-def is_loopback_host(host: str) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ``::1`` (RFC 6761 section 6.3, RFC 1122)."""
-    host = host.rstrip(".").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_url(url: object, *, allow_http_loopback: bool) -> None:
+def _check_url(url: object, *, allow_http_loopback: bool, hosts: StorageHosts | None) -> None:
+    """Check ``url`` (``hosts`` None: any syntactically sound host, for direct construction)."""
     field = f"{KEY}.url"
     if not isinstance(url, str):
         raise InvalidInstruction(field, f"must be a string, got {_type(url)}")
@@ -202,7 +236,7 @@ def _check_url(url: object, *, allow_http_loopback: bool) -> None:
     try:
         parts: SplitResult = urlsplit(url)
         host = parts.hostname
-        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+        port = parts.port
     except ValueError as exc:
         raise InvalidInstruction(field, f"is not a valid URL ({exc})") from None
     scheme = parts.scheme.lower()
@@ -210,6 +244,21 @@ def _check_url(url: object, *, allow_http_loopback: bool) -> None:
         raise InvalidInstruction(field, f"must use https, got {scheme or 'no'} scheme")
     if not host:
         raise InvalidInstruction(field, "has no host")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidInstruction(field, "must not carry credentials (user@host)")
+    if parts.query or url.endswith("?"):
+        raise InvalidInstruction(field, "must not have a query: the SAS goes in extFwInfo.sas")
+    if parts.fragment or "#" in url:
+        raise InvalidInstruction(field, "must not have a fragment")
+    if ip_of(host) is None and (problem := name_problem(host)) is not None:
+        raise InvalidInstruction(field, f"{url!r}: host {host!r} {problem}")
+    if port == 0:
+        raise InvalidInstruction(field, f"{url!r}: port 0 is not a port a server listens on")
+    if hosts is not None and not hosts.allows(host):
+        raise InvalidInstruction(
+            field,
+            f"{url!r}: host {host!r} is not an allowed storage host (allowed: {hosts.describe()})",
+        )
     if scheme == "http":
         if not is_loopback_host(host):
             raise InvalidInstruction(
@@ -219,15 +268,20 @@ def _check_url(url: object, *, allow_http_loopback: bool) -> None:
             raise InvalidInstruction(
                 field, "must use https (plain http to loopback is not enabled on this device)"
             )
-    if parts.username is not None or parts.password is not None:
-        raise InvalidInstruction(field, "must not carry credentials (user@host)")
-    if parts.query or url.endswith("?"):
-        raise InvalidInstruction(field, "must not have a query: the SAS goes in extFwInfo.sas")
-    if parts.fragment or "#" in url:
-        raise InvalidInstruction(field, "must not have a fragment")
-    segments = [s for s in parts.path.split("/") if s]
+    raw_segments = parts.path.split("/")[1:]
+    if any(unquote(segment) in (".", "..") for segment in raw_segments):
+        raise InvalidInstruction(
+            field, f"{url!r}: a '.' or '..' path segment would be resolved to another blob"
+        )
+    segments = [s for s in raw_segments if s]
     if len(segments) < 2 or parts.path.endswith("/"):
         raise InvalidInstruction(field, "must name a blob: https://{host}/{container}/{blob}")
+
+
+@functools.lru_cache(maxsize=32)
+def allow_list(entries: tuple[str, ...]) -> StorageHosts:
+    """The parsed allow-list for ``entries`` (``ValueError`` naming a malformed one)."""
+    return StorageHosts.parse(entries)
 
 
 def _check_sas(sas: object) -> None:
@@ -244,6 +298,12 @@ def _check_sas(sas: object) -> None:
         raise InvalidInstruction(
             field, "is not a query string (name=value pairs joined by &)"
         ) from None
+    names = [name for name, _ in pairs]
+    twice = sorted({name for name in names if names.count(name) > 1 and name != "sig"})
+    if twice:
+        raise InvalidInstruction(
+            field, f"names {redact(twice[0])!r} more than once (names are compared decoded)"
+        )
     sigs = [value for name, value in pairs if name == "sig"]
     if not sigs:
         raise InvalidInstruction(field, "has no sig (signature) parameter")

@@ -42,6 +42,7 @@ class ErrorText(StrEnum):
     NOT_NEWER = "Version not newer"  # rollback or replay refused (versions only increase)
     NO_SPACE = "Insufficient space"  # the image (and the kept backup) cannot both fit
     SIZE_MISMATCH = "Size mismatch"  # the server's length disagrees with extFwInfo.size
+    FLASH_UNUSABLE = "Flash unusable"  # at boot: no/foreign chip, stuck BUSY, unmountable
 
 
 # A status that reports a failure must say why; one that reports progress must not.

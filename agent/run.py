@@ -39,6 +39,7 @@ from agent.clock import Clock, MonotonicClock
 from agent.download import DownloadPolicy
 from agent.engine import Agent, AgentConfig
 from agent.errors import PowerLoss
+from agent.instruction import storage_hosts_entries
 from agent.protocol import AgentFactory, Board
 from agent.spi import SpiPort
 from agent.storage import Geometry
@@ -66,6 +67,8 @@ def config_from_dict(data: dict[str, Any]) -> AgentConfig:
     try:
         geometry = Geometry(**data.pop("geometry", {}))
         download = DownloadPolicy(**data.pop("download", {}))
+        if "storage_hosts" in data:  # a JSON list
+            data["storage_hosts"] = storage_hosts_entries(data["storage_hosts"])
         return AgentConfig(geometry=geometry, download=download, **data)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"--config: {exc}") from None
@@ -105,6 +108,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config-json", metavar="JSON", help="the same, inline")
     p.add_argument("--allow-http-loopback", action="store_true", help="accept http://127.x URLs")
     p.add_argument(
+        "--storage-host",
+        action="append",
+        metavar="ENTRY",
+        help="a host images may come from (name, *.domain, address or network; repeat); "
+        "default: Azure Blob's *.blob.core.windows.net",
+    )
+    p.add_argument(
         "--agent",
         metavar="MODULE:NAME",
         help="an agent.protocol.AgentFactory to run instead of this project's agent",
@@ -127,6 +137,8 @@ def _config(args: argparse.Namespace) -> AgentConfig:
         raise UsageError(f"--config: not JSON ({exc.msg} at line {exc.lineno})") from None
     if args.allow_http_loopback:
         data = {**data, "allow_http_loopback": True}
+    if args.storage_host:
+        data = {**data, "storage_hosts": list(args.storage_host)}
     return config_from_dict(data)
 
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass
 
-from agent.record import Record, save_record
-from agent.storage import AppendFile, Storage
+from agent.record import Record, RecordError, load_record, save_record
+from agent.storage import AppendFile, Flash, Geometry, NotFormatted, Storage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,96 @@ OTA_DIR = "ota"
 STAGED_PATH = f"{OTA_DIR}/staged.bin"
 CURRENT_PATH = f"{OTA_DIR}/current.bin"
 RECORD_PATH = f"{OTA_DIR}/record.json"
+
+
+@dataclass(frozen=True)
+class RecordOnFlash:
+    """What a flash holds by way of a progress record (:func:`record_on_flash`).
+
+    ``readable`` is True when a booting agent would read a record (``record``) or
+    legitimately find none (``record`` None: a blank region before the first format, or
+    a file system without a record file, before the first job). Otherwise ``problem``
+    says why it is unreadable: a region that does not mount, or a record that does not
+    decode (RecordError), which an agent would drop and so lose its resume point.
+    """
+
+    readable: bool
+    record: Record | None = None
+    problem: str | None = None
+
+
+def record_on_flash(
+    flash: Flash, geometry: Geometry | None = None, *, path: str = RECORD_PATH
+) -> RecordOnFlash:
+    """Read-only look at the progress record on ``flash``, as the next boot would see it.
+
+    Never formats or writes (littlefs is mounted with ``format_blank=False`` and
+    unmounted with no file open). For an invariant over power cuts: after every cut
+    and recovery the record must be readable, not merely "the agent recovered
+    somehow" (a fresh download after a lost record would hide the loss).
+    :class:`PowerLoss` passes through: the caller looks while the power is on.
+    """
+    try:
+        storage = Storage.mount(flash, geometry, format_blank=False)
+    except NotFormatted as exc:
+        if _blank_or_torn_first_format(flash, geometry or Geometry()):
+            return RecordOnFlash(readable=True)
+        return RecordOnFlash(readable=False, problem=f"littlefs does not mount: {exc}")
+    except StorageError as exc:
+        return RecordOnFlash(readable=False, problem=f"littlefs does not mount: {exc}")
+    try:
+        try:
+            record = load_record(storage, path)
+        except RecordError as exc:
+            return RecordOnFlash(readable=False, problem=str(exc))
+        except StorageError as exc:
+            return RecordOnFlash(readable=False, problem=f"record {path!r}: {exc}")
+        return RecordOnFlash(readable=True, record=record)
+    finally:
+        if not storage.power_lost:
+            storage.unmount()
+
+
+def _blank_or_torn_first_format(flash: Flash, geometry: Geometry) -> bool:
+    """Whether ``Storage.mount`` would format this region (blank past the superblock
+    pair, no foreign littlefs): no record has ever been written there."""
+    try:
+        Storage.mount(_NoWrites(flash), geometry, format_blank=True).unmount()
+    except NotFormatted:
+        return False
+    except StorageError as exc:
+        if isinstance(exc.__cause__, _WouldWrite):
+            return True
+        raise
+    return False
+
+
+class _WouldWrite(Exception):
+    """Raised instead of the first program or erase: the mount decided to format."""
+
+
+class _NoWrites:
+    """``flash`` for reads; a program or erase raises :class:`_WouldWrite` instead."""
+
+    def __init__(self, flash: Flash) -> None:
+        self._flash = flash
+
+    @property
+    def size(self) -> int:
+        return self._flash.size
+
+    @property
+    def sector_size(self) -> int:
+        return self._flash.sector_size
+
+    def read(self, addr: int, n: int) -> bytes:
+        return self._flash.read(addr, n)
+
+    def program(self, addr: int, data: bytes) -> None:
+        raise _WouldWrite
+
+    def erase(self, addr: int, length: int) -> None:
+        raise _WouldWrite
 
 
 class Journal:

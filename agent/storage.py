@@ -294,8 +294,10 @@ class Storage:
         """Mount littlefs on ``flash``, formatting only a blank region or when forced.
 
         Never ``LittleFS(mount=True)``, which formats whatever it cannot mount (trap 3).
-        When mounting fails, the region is formatted only if ``format_blank`` and it
-        reads blank outside the superblock pair: the first :data:`BLANK_PROBE_BYTES`
+        When mounting fails, the region is formatted only if ``format_blank``, it holds
+        no complete littlefs of another layout (a superblock that mounts with the block
+        count read from disk: a bigger file system whose data lies past our region),
+        and it reads blank outside the superblock pair: the first :data:`BLANK_PROBE_BYTES`
         of every block from 2 on are 0xFF (data of any kind, a file system's or an
         image's, starts at a block's first bytes). Blocks 0 and 1 are not judged:
         ``lfs_format`` writes only them, so a power cut during the first format
@@ -316,6 +318,14 @@ class Storage:
         except StorageError as exc:
             if exc.code is None or force_format:
                 raise  # a flash fault, or a mount failing right after format
+            foreign = self._foreign_layout()
+            if foreign is not None:
+                raise NotFormatted(
+                    f"flash region {geometry.offset:#x}+{geometry.region_size:#x} holds a "
+                    f"littlefs of another layout ({foreign}); refusing to format: pass "
+                    "force_format=True to wipe it",
+                    exc.code,
+                ) from exc
             if not (format_blank and self._region_is_blank(flash)):
                 raise NotFormatted(
                     f"flash region {geometry.offset:#x}+{geometry.region_size:#x} is not "
@@ -331,6 +341,30 @@ class Storage:
     def _format(self) -> None:
         self._call("format", lfs.format, self._fs, self._cfg)
         self.formatted = True
+
+    def _foreign_layout(self) -> str | None:
+        """The layout of a complete littlefs at the region start that is not ours
+        (``lfs_mount`` with ``block_count = 0`` takes it from the superblock), or None.
+        Read-only; a flash fault or power loss during it is raised, never ignored."""
+        g = self.geometry
+        dev = _FlashBlockDevice(self._dev._flash, g)
+        cfg = lfs.LFSConfig(context=dev, **{**g._lfs_config(), "block_count": 0})
+        fs = lfs.LFSFilesystem()
+        try:
+            lfs.mount(fs, cfg)
+        except LittleFSError:
+            found = None
+        else:
+            stat = lfs.fs_stat(fs)
+            found = f"{stat.block_count} blocks of {stat.block_size} bytes"
+            with contextlib.suppress(LittleFSError):
+                lfs.unmount(fs)
+        if dev.lost is not None:
+            self._dev.lost = dev.lost
+        elif dev.fault is not None:
+            self._dev.fault = dev.fault
+        self._raise_device_fault("probe for a foreign littlefs")
+        return found
 
     def _region_is_blank(self, flash: Flash) -> bool:
         """True if every block past the superblock pair starts blank (see mount)."""

@@ -19,6 +19,7 @@ from typing import Any, Protocol, cast
 
 from agent.engine import Agent, AgentConfig
 from agent.errors import PowerLoss
+from agent.hosts import LOOPBACK_HOSTS
 from agent.protocol import AgentFactory, Board, OtaAgent
 from agent.spi import SpiPort
 from agent.twin import Twin
@@ -138,7 +139,7 @@ class SimDevice:
         self.twin: InProcessTwin = cast(InProcessTwin, twin or InProcessTwin())
         self.target = target or SimMcuTarget(self.clock)
         self.target.on_cut = self.power.power_off
-        self.config = config or AgentConfig(allow_http_loopback=True)
+        self.config = config or AgentConfig(allow_http_loopback=True, storage_hosts=LOOPBACK_HOSTS)
         self.agent_factory = agent_factory
         self.rng = random.Random(f"device:{seed}")
         self.agent: OtaAgent | None = None

@@ -102,12 +102,9 @@ def sim_device(w25q128: W25Q128, agent_factory: AgentFactory) -> SimDevice:
     twin (``sim_device.twin``), a simulated MCU (``sim_device.target``), loopback ``http``
     blob URLs allowed. Publish with :func:`sim.cloud.twin.publish_ota`, then
     ``await sim_device.run_until(sim.device.applied(version))``."""
-    from agent.engine import AgentConfig
     from sim.device import SimDevice
 
-    return SimDevice(
-        chip=w25q128, agent_factory=agent_factory, config=AgentConfig(allow_http_loopback=True)
-    )
+    return SimDevice(chip=w25q128, agent_factory=agent_factory)  # loopback blob hosts allowed
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 """The W25Q128JV model's non-volatile state: the array, NV status bits, security registers, wear.
 
 It owns persistence (an image file memory-mapped so a new process sees the data at
-once, plus a ``<image>.nv.json`` sidecar for the registers and wear, written by
-``flush``) and snapshots (copy-on-write per 4 KiB sector: a snapshot shares every
-sector unchanged since the previous one).
+once, plus a ``<image>.nv.json`` sidecar for the registers and wear, replaced
+atomically by ``flush`` and by ``save_nv`` whenever that state changed, so a process
+killed with SIGKILL leaves the last state on disk) and snapshots (copy-on-write per
+4 KiB sector: a snapshot shares every sector unchanged since the previous one).
 """
 
 import json
@@ -31,6 +32,7 @@ class NvStore:
         self.exposed = False  # the array was handed out: diff it in full at the next sync
         self.image = Path(image) if image is not None else None
         self._mmap: mmap.mmap | None = None
+        self._saved: tuple[object, ...] | None = None  # the state the sidecar holds
         if self.image is None:
             self.array: bytearray | mmap.mmap = bytearray(ERASED_SECTOR * SECTORS)
             self._base: list[bytes] | None = [ERASED_SECTOR] * SECTORS
@@ -43,40 +45,96 @@ class NvStore:
         return self.image.with_name(self.image.name + ".nv.json")
 
     def _open(self, path: Path) -> mmap.mmap:
-        if not path.exists():
-            with path.open("wb") as f:
-                for _ in range(SECTORS // 16):
-                    f.write(ERASED_SECTOR * 16)
-        size = path.stat().st_size
-        if size != SIZE:
-            raise ValueError(f"image {str(path)!r} must be exactly {SIZE} bytes, not {size}")
-        fd = os.open(path, os.O_RDWR)
+        """Map ``path`` (created erased if missing); ``ValueError`` naming the file and
+        what is wrong with it or its sidecar."""
+        if path.is_dir():
+            raise ValueError(f"image {str(path)!r} is a directory, not a file")
+        if not path.parent.is_dir():
+            raise ValueError(f"image {str(path)!r}: folder {str(path.parent)!r} does not exist")
+        try:
+            if not path.exists():
+                with path.open("xb") as f:
+                    for _ in range(SECTORS // 16):
+                        f.write(ERASED_SECTOR * 16)
+            size = path.stat().st_size
+            if size != SIZE:
+                raise ValueError(f"image {str(path)!r} must be exactly {SIZE} bytes, not {size}")
+            fd = os.open(path, os.O_RDWR)
+        except OSError as exc:
+            raise ValueError(f"image {str(path)!r}: {exc.strerror}") from None
         try:
             self._mmap = mmap.mmap(fd, SIZE)
         finally:
             os.close(fd)
         side = self._sidecar()
         if side.exists():
-            state = json.loads(side.read_text())
-            self.status = [int(v) for v in state["status"]]
-            self.security = [bytearray(bytes.fromhex(h)) for h in state["security"]]
-            self.wear = array("I", state["wear"])
-            stuck = state.get("stuck", {})
-            self.stuck = {int(s): {int(o): m for o, m in b.items()} for s, b in stuck.items()}
+            self._load_nv(side)
+        self._saved = None
+        self.save_nv()
         return self._mmap
+
+    def _load_nv(self, side: Path) -> None:
+        try:
+            state = json.loads(side.read_text(encoding="utf-8"))
+            status = [int(v) for v in state["status"]]
+            security = [bytearray(bytes.fromhex(h)) for h in state["security"]]
+            wear = array("I", state["wear"])
+            stuck_raw = state.get("stuck", {})
+            stuck = {int(s): {int(o): int(m) for o, m in b.items()} for s, b in stuck_raw.items()}
+            if len(status) != 3 or not all(0 <= v <= 0xFF for v in status):
+                raise ValueError("status must be three register values 0..255")
+            if len(security) != 3 or any(len(r) != PAGE for r in security):
+                raise ValueError(f"security must be three registers of {PAGE} bytes")
+            if len(wear) != SECTORS:
+                raise ValueError(f"wear must have {SECTORS} counts, has {len(wear)}")
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            detail = exc.strerror if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+            raise ValueError(
+                f"sidecar {str(side)!r} is not a valid register/wear file (truncated?): "
+                f"{detail}".replace("\n", " ")
+            ) from None
+        self.status, self.security, self.wear, self.stuck = status, security, wear, stuck
+
+    def _nv_state(self) -> tuple[object, ...]:
+        return (
+            tuple(self.status),
+            tuple(bytes(r) for r in self.security),
+            self.wear.tobytes(),
+            tuple((s, tuple(sorted(b.items()))) for s, b in sorted(self.stuck.items())),
+        )
+
+    def save_nv(self) -> bool:
+        """Replace the sidecar atomically if the registers or wear changed since it was
+        last written; True when it wrote. No-op for an in-memory chip."""
+        if self.image is None or self._mmap is None or self._mmap.closed:
+            return False
+        state = self._nv_state()
+        if state == self._saved:
+            return False
+        document = {
+            "status": self.status,
+            "security": [bytes(r).hex() for r in self.security],
+            "wear": list(self.wear),
+            "stuck": {str(s): {str(o): m for o, m in b.items()} for s, b in self.stuck.items()},
+        }
+        side = self._sidecar()
+        tmp = side.with_name(side.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            json.dump(document, f)
+        # a reader (or a process after a kill -9) sees the old file or the new one; the
+        # page cache outlives the process, so no fsync: this guards against a crash of
+        # the bridge, not of the host
+        os.replace(tmp, side)
+        self._saved = state
+        return True
 
     def flush(self) -> None:
         """Write a file-backed array and the registers to the image and its sidecar."""
         if self._mmap is None or self._mmap.closed:
             return
         self._mmap.flush()
-        state = {
-            "status": self.status,
-            "security": [bytes(r).hex() for r in self.security],
-            "wear": list(self.wear),
-            "stuck": {str(s): {str(o): m for o, m in b.items()} for s, b in self.stuck.items()},
-        }
-        self._sidecar().write_text(json.dumps(state))
+        self._saved = None  # write it whatever it holds
+        self.save_nv()
 
     def close(self) -> None:
         if self._mmap is not None and not self._mmap.closed:

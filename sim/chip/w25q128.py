@@ -289,6 +289,11 @@ class W25Q128(ArrayCommands, StatusRegisters, SecurityRegisters):
         """Write a file-backed chip's array and non-volatile registers to its image."""
         self._store.flush()
 
+    def save_nv(self) -> bool:
+        """Write a file-backed chip's registers and wear to its sidecar if they changed
+        (atomically); the array itself is a shared mapping of the image, always current."""
+        return self._store.save_nv()
+
     def close(self) -> None:
         """Flush and unmap a file-backed array (the chip is unusable afterwards)."""
         self._store.close()

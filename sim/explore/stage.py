@@ -18,6 +18,7 @@ from typing import Any
 from agent.download import DownloadPolicy
 from agent.engine import AgentConfig
 from agent.flash import SpiFlash
+from agent.hosts import LOOPBACK_HOSTS
 from agent.storage import Storage
 from sim.chip.w25q128 import W25Q128, ChipSnapshot
 from sim.clock import VirtualClock
@@ -53,6 +54,7 @@ def agent_config(scenario: Scenario) -> AgentConfig:
     """The agent's configuration in every scenario: loopback http, the scenario's checkpoint."""
     return AgentConfig(
         allow_http_loopback=True,
+        storage_hosts=LOOPBACK_HOSTS,
         download=DownloadPolicy(checkpoint_bytes=scenario.checkpoint_bytes),
     )
 

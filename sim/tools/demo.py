@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from agent.download import DownloadPolicy
 from agent.engine import AgentConfig
+from agent.hosts import LOOPBACK_HOSTS
 from sim.cloud.blobserver import BlobServer
 from sim.cloud.faults.plan import FaultPlan
 from sim.cloud.twin import publish_ota
@@ -98,6 +99,7 @@ async def run(scenario: Scenario, console: EventConsole) -> int:
     digest = hashlib.sha256(image).hexdigest()
     config = AgentConfig(
         allow_http_loopback=True,
+        storage_hosts=LOOPBACK_HOSTS,
         download=DownloadPolicy(checkpoint_bytes=scenario.checkpoint_bytes),
     )
     device = SimDevice(seed=scenario.seed, config=config)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.engine import AgentConfig
+from agent.hosts import LOOPBACK_HOSTS
 from deploy.ota import Release, publish
 from sim.clock import VirtualClock
 from sim.cloud.blobserver import BlobServer
@@ -116,7 +117,7 @@ class Fleet:
         self.hub = hub
         self.clock = VirtualClock()  # the hub's time: its evaluation schedule
         self.devices: dict[str, SimDevice] = {}
-        self._config = config or AgentConfig(allow_http_loopback=True)
+        self._config = config or AgentConfig(allow_http_loopback=True, storage_hosts=LOOPBACK_HOSTS)
         self._runs: dict[str, asyncio.Task[Any]] = {}
 
     def add(

@@ -29,7 +29,11 @@ Deliberate choices, each allowed by the specification:
   (:class:`agent.errors.PowerLoss`) has its data consumed and is answered NAK.
 
 Connections are served one at a time, in order; the port (and the chip behind it)
-persists between them. ``python -m sim serprog`` serves a simulated W25Q128JV.
+persists between them. A client that sends no command, or reads none of its answer,
+for ``idle_timeout_s`` is dropped, so the next one waiting is served. ``python -m sim
+serprog`` serves a simulated W25Q128JV; with ``--image`` its array is the file and its
+registers and wear are in ``FILE.nv.json``, written (atomically) after every command
+that changed them, so even ``kill -9`` loses nothing.
 """
 
 from __future__ import annotations
@@ -87,6 +91,8 @@ MAX_WRITE_N = 0xFFFFFF  # largest O_SPIOP slen, the 24-bit maximum
 MAX_READ_N = 0xFFFFFF  # largest O_SPIOP rlen, the 24-bit maximum
 DEFAULT_NAME = b"ota-hil sim"
 DEFAULT_TURNAROUND_S = 1e-3  # one USB full-speed frame per O_SPIOP round trip
+DEFAULT_IDLE_TIMEOUT_S = 30.0  # a client silent (or not reading) this long is dropped
+SEND_CHUNK_BYTES = 64 * 1024  # answers go out in pieces, each within the idle timeout
 
 SUPPORTED = frozenset(
     {
@@ -162,7 +168,9 @@ class SerprogSession:
         clock: Clock | None = None,
         turnaround_s: float = DEFAULT_TURNAROUND_S,
         name: bytes = DEFAULT_NAME,
+        after_command: Callable[[], object] | None = None,
     ) -> None:
+        self._after_command = after_command
         self._port = port
         self._read = read
         self._write = write
@@ -185,6 +193,8 @@ class SerprogSession:
                 return
             self.commands += 1
             self.handle(opcode[0])
+            if self._after_command is not None:
+                self._after_command()
 
     def handle(self, opcode: int) -> None:
         """Read the parameters of ``opcode``, act, and send the answer."""
@@ -311,6 +321,9 @@ class SerprogServer:
     use the server as a context manager, which runs it in a background thread and
     stops it on exit. ``clock`` receives the time flashrom asks to wait
     (``O_DELAY``) and ``turnaround_s`` per ``O_SPIOP``; without one no time passes.
+    A client that sends nothing, or accepts none of its answer, for ``idle_timeout_s``
+    of real time is dropped so the next can be served. ``after_command`` is called
+    after every command (the CLI saves the chip's non-volatile state there).
     """
 
     def __init__(
@@ -322,7 +335,11 @@ class SerprogServer:
         clock: Clock | None = None,
         turnaround_s: float = DEFAULT_TURNAROUND_S,
         name: str = DEFAULT_NAME.decode(),
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+        after_command: Callable[[], object] | None = None,
     ) -> None:
+        if not idle_timeout_s > 0:
+            raise ValueError(f"idle_timeout_s must be > 0, got {idle_timeout_s}")
         if not 0 <= port_number <= 0xFFFF:
             raise ValueError(f"port_number must be 0..65535, got {port_number}")
         if turnaround_s < 0:
@@ -334,6 +351,8 @@ class SerprogServer:
         self._clock = clock
         self._turnaround_s = turnaround_s
         self._name = encoded
+        self._idle_timeout_s = idle_timeout_s
+        self._after_command = after_command
         self._listener = socket.create_server((host, port_number))
         self._wake_r, self._wake_w = socket.socketpair()
         self._closed = threading.Event()
@@ -381,18 +400,27 @@ class SerprogServer:
         self.connections += 1
         log.info("serprog: client %s:%d connected", peer[0], peer[1])
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.settimeout(self._idle_timeout_s)  # each recv and each send piece
         # a BufferedReader at run time; typeshed types any explicit buffer size as IOBase
         reader = cast(BinaryIO, conn.makefile("rb", buffering=1 << 16))
         session = SerprogSession(
             self._port,
             reader.read,
-            conn.sendall,
+            lambda data: _send_in_pieces(conn, data),
             clock=self._clock,
             turnaround_s=self._turnaround_s,
             name=self._name,
+            after_command=self._after_command,
         )
         try:
             session.run()
+        except TimeoutError:
+            log.warning(
+                "serprog: dropping client %s:%d: idle (no command, or not reading) for %g s",
+                peer[0],
+                peer[1],
+                self._idle_timeout_s,
+            )
         except OSError as exc:  # peer reset, or close() shut the socket down
             log.info("serprog: connection ended: %s", exc)
         except Exception:  # a fault in the port ends this client, not the server
@@ -433,6 +461,14 @@ class SerprogServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _send_in_pieces(conn: socket.socket, data: bytes) -> None:
+    """``sendall`` in pieces: the socket's timeout then bounds how long the client may
+    leave each piece unread (``sendall``'s own timeout would bound the whole answer)."""
+    view = memoryview(data)
+    for offset in range(0, len(view), SEND_CHUNK_BYTES):
+        conn.sendall(view[offset : offset + SEND_CHUNK_BYTES])
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -480,6 +516,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--once", action="store_true", help="exit after the first client disconnects"
     )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT_S,
+        metavar="S",
+        help="drop a client that sends nothing, or reads nothing, for S seconds "
+        f"(default {DEFAULT_IDLE_TIMEOUT_S:g}); the next one waiting is then served",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every command")
     return parser
 
@@ -495,6 +539,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.turnaround_us < 0:
         print(f"serprog: --turnaround-us must be >= 0, got {args.turnaround_us}", file=sys.stderr)
         return 2
+    if not args.idle_timeout > 0:
+        print(f"serprog: --idle-timeout must be > 0, got {args.idle_timeout}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -505,11 +552,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sim.ports.model import SimSpiPort
 
     clock = VirtualClock()
-    chip = W25Q128(clock=clock, seed=args.seed, timing=args.timing, image=args.image)
+    try:
+        chip = W25Q128(clock=clock, seed=args.seed, timing=args.timing, image=args.image)
+    except (ValueError, OSError) as exc:
+        print(f"serprog: --image: {exc}", file=sys.stderr)
+        return 2
     port = SimSpiPort(chip)
-    server = SerprogServer(
-        port, host, port_number, clock=clock, turnaround_s=args.turnaround_us / 1e6
-    )
+    try:
+        server = SerprogServer(
+            port,
+            host,
+            port_number,
+            clock=clock,
+            turnaround_s=args.turnaround_us / 1e6,
+            idle_timeout_s=args.idle_timeout,
+            after_command=chip.save_nv,
+        )
+    except OSError as exc:
+        chip.close()
+        print(f"serprog: cannot listen on {host}:{port_number}: {exc.strerror}", file=sys.stderr)
+        return 1
     bound_host, bound_port = server.address
     print(f"serprog: listening on {bound_host}:{bound_port}", flush=True)
     print(f"serprog: flashrom -p serprog:ip={bound_host}:{bound_port}", flush=True)

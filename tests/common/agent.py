@@ -27,6 +27,7 @@ import aiohttp
 from agent.download import DownloadPolicy, DownloadStats
 from agent.engine import Agent, AgentConfig
 from agent.flash import SpiFlash
+from agent.hosts import LOOPBACK_HOSTS
 from agent.protocol import Board
 from agent.record import Record, load_record
 from agent.staging import CURRENT_PATH, RECORD_PATH, STAGED_PATH
@@ -55,7 +56,9 @@ def config(**download: Any) -> AgentConfig:
     """The agent's configuration for tests: plain http to loopback, small checkpoints."""
     policy = {"checkpoint_bytes": CHECKPOINT_BYTES, "read_chunk_bytes": READ_CHUNK_BYTES}
     policy.update(download)
-    return AgentConfig(allow_http_loopback=True, download=DownloadPolicy(**policy))
+    return AgentConfig(
+        allow_http_loopback=True, storage_hosts=LOOPBACK_HOSTS, download=DownloadPolicy(**policy)
+    )
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import random
 import pytest
 
 from agent.engine import AgentConfig
+from agent.hosts import LOOPBACK_HOSTS
 from agent.report import to_reported
 from deploy.ota import Release, publish
 from sim.clock import VirtualClock
@@ -45,7 +46,10 @@ def _device(hub, registration_id, group_key, *, seed):
     )
     clock = VirtualClock(io_time_scale=0.05)
     return SimDevice(
-        seed=seed, config=AgentConfig(allow_http_loopback=True), clock=clock, twin=twin
+        seed=seed,
+        config=AgentConfig(allow_http_loopback=True, storage_hosts=LOOPBACK_HOSTS),
+        clock=clock,
+        twin=twin,
     )
 
 

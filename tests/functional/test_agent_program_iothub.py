@@ -38,6 +38,7 @@ async def test_the_agent_program_applies_an_update_from_the_local_iot_hub(iothub
             proc = await asyncio.create_subprocess_exec(
                 *(sys.executable, "-m", "agent", "run", "--spi", f"serprog://{host}:{port}"),
                 *("--clock", "bus", "--ca-cert", str(iothub.ca_cert), "--allow-http-loopback"),
+                *("--storage-host", "127.0.0.0/8"),
                 *("--target", f"command:{sys.executable} -c '{PROGRAMMER}' {mcu}"),
                 *("--version-file", str(tmp_path / "mcu-version")),
                 env={

@@ -12,6 +12,7 @@ import pytest
 
 from agent.download import DownloadPolicy
 from agent.engine import AgentConfig
+from agent.hosts import LOOPBACK_HOSTS
 from sim.cloud.blobserver import BlobServer
 from sim.cloud.twin import InProcessTwin, publish_ota
 from sim.device import SimDevice, applied
@@ -31,6 +32,7 @@ async def test_reports_queued_behind_a_slow_cloud_arrive_in_order_and_once():
     image = random.Random(11).randbytes(128 * 1024)
     config = AgentConfig(
         allow_http_loopback=True,
+        storage_hosts=LOOPBACK_HOSTS,
         progress_step_percent=1,
         download=DownloadPolicy(checkpoint_bytes=4 * 1024, read_chunk_bytes=4 * 1024),
     )

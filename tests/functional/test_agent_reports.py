@@ -11,11 +11,14 @@ import itertools
 
 import pytest
 
+from agent.engine import AgentConfig
 from agent.staging import STAGED_PATH
 from sim.cloud.faults import Corrupt, Down, Status, Timeout
 from sim.cloud.faults.plan import Rule
 from sim.device import applied, settled
 from tests.common.agent import (
+    BLOB,
+    CONTAINER,
     IMAGE_BYTES,
     config,
     make_image,
@@ -150,16 +153,72 @@ async def test_interrupted_reports_the_progress_and_bytes_kept_on_flash():
 
 async def test_interrupted_download_resumes_on_its_own_once_the_server_is_back():
     """Issue 4: after ``interrupted`` the agent tries again by itself (jittered retry
-    interval), resuming, so a server that comes back gets the image applied."""
+    interval), resuming, so a server that comes back gets the image applied. One boot,
+    no redelivery: the server comes back while the same agent keeps running, and the
+    twin sends nothing after the first delivery (a reboot re-reads the twin, which
+    would make the agent try again for another reason)."""
     image = make_image(6)
     async with rig() as r:
         rule = r.server.add_rule(Rule(Down()))
         r.offer(1, image)
-        assert (await r.run(status_is("interrupted"))).reached
-        r.server.remove_rule(rule)
-        result = await r.run(applied(1))
-    assert result.reached
+        healed = []
+
+        def heal_then_applied(reported):
+            if not healed and status_is("interrupted")(reported):
+                r.server.remove_rule(rule)  # the server is back; the agent is not told
+                healed.append(len(r.device.twin.delivered_log))
+            return applied(1)(reported)
+
+        result = await r.run(heal_then_applied)
+    assert result.reached and healed
+    assert result.boots == 1 and r.device.twin.connect_count == 1
+    assert len(r.device.twin.delivered_log) == healed[0]  # no patch after the outage
     assert sha256(r.device.target.image) == sha256(image)
+
+
+async def test_the_engines_retry_after_interrupted_is_jittered_across_devices():
+    """Weakness 6 for the engine's own retry, not only the downloader's backoff: after
+    ``interrupted`` the next attempt comes ``retry_interval_s`` x uniform(0.5, 1) later,
+    so devices that failed together spread out (seed to seed) and one device does not
+    tick at a fixed period either."""
+    interval = 20.0
+    agent_config = dataclasses.replace(
+        config(max_attempts=1, backoff_base_s=0.0), retry_interval_s=interval
+    )
+    gaps_by_seed = []
+    for seed in range(4):
+        async with rig(seed=seed, agent_config=agent_config) as r:
+            r.server.add_rule(Rule(Down()))
+            r.offer(1, make_image(40))
+            await r.run(lambda reported: False, max_device_time_s=5 * interval)
+        times = [g.at for g in r.recorder.gets()]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert len(gaps) >= 4, times
+        assert all(0.5 * interval <= gap <= interval + 1.0 for gap in gaps), gaps
+        assert max(gaps) - min(gaps) > 0.05 * interval, f"a fixed period: {gaps}"
+        gaps_by_seed.append(tuple(round(gap, 3) for gap in gaps[:4]))
+    assert len(set(gaps_by_seed)) == len(gaps_by_seed), gaps_by_seed
+
+
+async def test_the_downloaders_backoff_is_jittered_across_devices():
+    """The downloader's own retries (full jitter, weakness 6) on a device: the agent
+    hands each boot's random source to its downloader, so devices answered 503 together
+    wait different times before each retry, all below the exponential ceiling."""
+    base = 8.0
+    agent_config = config(max_attempts=5, backoff_base_s=base, backoff_cap_s=1000.0)
+    gaps_by_seed = []
+    for seed in range(4):
+        async with rig(seed=seed, agent_config=agent_config) as r:
+            r.server.add_rule(Rule(Status(503)))
+            r.offer(1, make_image(42))
+            assert (await r.run(status_is("interrupted"))).reached
+        times = [g.at for g in r.recorder.gets()][:5]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert len(gaps) == 4, times
+        for n, gap in enumerate(gaps, start=1):
+            assert gap <= base * 2 ** (n - 1) + 1.0, gaps
+        gaps_by_seed.append(tuple(round(gap, 3) for gap in gaps))
+    assert len(set(gaps_by_seed)) == len(gaps_by_seed), gaps_by_seed
 
 
 async def test_corrupted_image_reports_error_sha256_verify_fail_and_is_never_applied():
@@ -256,3 +315,18 @@ async def test_image_larger_than_the_flash_reports_invalid():
     assert result.reached
     assert "extFwInfo.size" in r.reported["Detail"]
     assert r.recorder.gets() == []
+
+
+async def test_an_image_on_a_host_outside_the_allow_list_is_invalid_and_never_fetched():
+    """Issue 14: the agent downloads only from ``AgentConfig.storage_hosts`` (default
+    Azure Blob's endpoints, as the original's manifest names its hosts). A device left
+    on the default refuses the loopback server's URL as ``invalid``, naming it, and
+    sends it no request."""
+    async with rig(agent_config=AgentConfig(allow_http_loopback=True)) as r:
+        r.offer(1, make_image(41))
+        result = await r.run(settled(1))
+    assert result.reached
+    assert (r.reported["Status"], r.reported["Error"]) == ("invalid", "Invalid instruction")
+    assert r.server.blob_url(CONTAINER, BLOB) in r.reported["Detail"]
+    assert "*.blob.core.windows.net" in r.reported["Detail"]
+    assert r.server.events == []

@@ -11,6 +11,7 @@ import asyncio
 
 import pytest
 
+from agent.hosts import LOOPBACK_HOSTS
 from agent.staging import CURRENT_PATH, STAGED_PATH
 from agent.storage import Geometry
 from sim.cloud.faults import Bandwidth, Corrupt
@@ -217,7 +218,10 @@ async def test_image_that_cannot_fit_beside_the_kept_one_is_refused_and_the_good
     headroom does not fit beside it."""
     small = config()
     small = type(small)(
-        allow_http_loopback=True, download=small.download, geometry=Geometry(block_count=96)
+        allow_http_loopback=True,
+        storage_hosts=LOOPBACK_HOSTS,
+        download=small.download,
+        geometry=Geometry(block_count=96),
     )
     v1, v2 = make_image(61, 160 * 1024), make_image(62, 200 * 1024)
     async with rig(agent_config=small) as r:

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs
 import aiohttp
 import pytest
 
+from agent.hosts import LOOPBACK_HOSTS
 from agent.instruction import parse_instruction
 from deploy.ota import DeployError, Release, main, publish
 from sim.cloud.azurite import Azurite, find_azurite
@@ -98,7 +99,9 @@ async def test_the_instruction_it_publishes_is_one_the_agent_accepts(server, ima
     await _ota(
         image_file, 3, "washer", "lab", "--storage", server.connection_string, "--hub-json", out
     )
-    instruction = parse_instruction({"extFwInfo": _ext_fw_info(out)}, allow_http_loopback=True)
+    instruction = parse_instruction(
+        {"extFwInfo": _ext_fw_info(out)}, allow_http_loopback=True, storage_hosts=LOOPBACK_HOSTS
+    )
     assert instruction is not None
     assert (instruction.version, instruction.size) == (3, len(IMAGE))
     assert instruction.sha256 == hashlib.sha256(IMAGE).digest()

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from agent.engine import AgentConfig
+from agent.hosts import LOOPBACK_HOSTS
 from sim.cloud.blobserver import BlobServer
 from sim.cloud.twin import publish_ota
 from sim.device import SimDevice, applied
@@ -60,7 +61,7 @@ async def ota(device, server, image):
 
 async def test_a_power_cut_kills_the_process_and_the_next_boot_resumes():
     image = random.Random(3).randbytes(48 * 1024)
-    config = AgentConfig(allow_http_loopback=True)
+    config = AgentConfig(allow_http_loopback=True, storage_hosts=LOOPBACK_HOSTS)
     device = SimDevice(agent_factory=process_agent(), config=config)
     device.chip.schedule_cut(after_ops=60, fraction=0.5)
     async with BlobServer() as server:

@@ -19,6 +19,7 @@ import pytest
 from agent.download import DownloadPolicy
 from agent.engine import AgentConfig
 from agent.flash import W25Q128JV_IQ, SpiFlash
+from agent.hosts import LOOPBACK_HOSTS
 from agent.staging import CURRENT_PATH, STAGED_PATH
 from agent.storage import Geometry, Storage
 from hil.device import BenchDevice
@@ -60,6 +61,7 @@ def make_device(
         config = AgentConfig(
             geometry=ota_geometry,
             allow_http_loopback=True,
+            storage_hosts=LOOPBACK_HOSTS,
             download=DownloadPolicy(
                 checkpoint_bytes=CHECKPOINT_BYTES, read_chunk_bytes=READ_CHUNK_BYTES
             ),

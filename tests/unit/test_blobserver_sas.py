@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from agent.redact import redact
 from sim.cloud.blobserver.errors import BlobError
-from sim.cloud.blobserver.sas import READ, Operation, check_sas, redact, sas_string_to_sign, sign
+from sim.cloud.blobserver.sas import READ, Operation, check_sas, sas_string_to_sign, sign
 from sim.cloud.dev_account import DEV_ACCOUNT, DEV_KEY
 
 pytestmark = pytest.mark.sim
@@ -115,3 +116,44 @@ def test_redact_hides_shared_key_signatures():
     """House rule: never log secrets; an Authorization header keeps only scheme and account."""
     text = "Authorization: SharedKey devstoreaccount1:c2VjcmV0K3NpZw=="
     assert redact(text) == "Authorization: SharedKey devstoreaccount1:REDACTED"
+
+
+def test_an_expiry_with_seven_fractional_digits_is_azures_own_format():
+    """Azure writes SAS times with up to seven fractional digits
+    (``2030-01-01T01:00:00.0000000Z``, the .NET round-trip format); they are valid."""
+    params = token(st="2030-01-01T00:00:00.1234567Z", se="2030-01-01T01:00:00.0000000Z")
+    check_sas(
+        params,
+        account=DEV_ACCOUNT,
+        key=DEV_KEY,
+        operation=READ_FW,
+        client_ip="127.0.0.1",
+        now=START + timedelta(minutes=5),
+    )
+    with pytest.raises(BlobError) as caught:
+        check_sas(
+            params,
+            account=DEV_ACCOUNT,
+            key=DEV_KEY,
+            operation=READ_FW,
+            client_ip="127.0.0.1",
+            now=EXPIRY,
+        )
+    assert "time frame" in str(caught.value.detail)
+
+
+@pytest.mark.parametrize(
+    "value", ["2030-01-01T01:00:00.12345678Z", "2030-01-01T01:00:00.Z", "2030-01-01T01:00:0\u0661Z"]
+)
+def test_an_expiry_with_more_than_seven_fractional_digits_or_non_ascii_is_refused(value):
+    params = token(se=value)
+    with pytest.raises(BlobError) as caught:
+        check_sas(
+            params,
+            account=DEV_ACCOUNT,
+            key=DEV_KEY,
+            operation=READ_FW,
+            client_ip="127.0.0.1",
+            now=START,
+        )
+    assert caught.value.status == 403 and "se" in str(caught.value.detail)

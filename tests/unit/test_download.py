@@ -435,3 +435,82 @@ def test_backoff_never_exceeds_its_cap():
     policy = DownloadPolicy(backoff_base_s=1.0, backoff_cap_s=300.0)
     rng = random.Random(5)
     assert max(policy.backoff(40, rng) for _ in range(200)) <= 300.0
+
+
+# -- numbers in headers are ASCII digits only (RFC 9110 5.6.1 DIGIT is %x30-39) ----------
+
+_NON_ASCII = [
+    "\u0661\u0662",
+    "\uff11\uff12",
+    "\u00b2",
+    "\u0967",
+]  # Arabic-Indic, fullwidth, ², Devanagari
+_ZEROS = {"arabic-indic": 0x0660, "fullwidth": 0xFF10, "devanagari": 0x0966}
+
+
+def _spelled(number: int, zero: int) -> str:
+    """``number`` written in the decimal digits starting at code point ``zero``."""
+    return "".join(chr(zero + int(d)) for d in str(number))
+
+
+@pytest.mark.parametrize("zero", _ZEROS.values(), ids=_ZEROS.keys())
+async def test_a_content_range_in_non_ascii_digits_is_not_kept(zero: int):
+    """``Content-Range: bytes ١٠٢٤-...`` is not a range even when the numbers it spells
+    are right: the answer is refused and asked again (Python's ``int`` and ``\\d`` take
+    any Unicode digit)."""
+    crange = f"bytes {_spelled(1024, zero)}-{_spelled(SIZE - 1, zero)}/{_spelled(SIZE, zero)}"
+    bad = lie(headers={"Content-Range": crange})
+    resumed = FakeStaging(IMAGE[:1024], etag=ETAG)
+    stats, session, staging, _ = await run([bad], resumed)
+    assert any("Content-Range" in e for e in stats.events)
+    assert bytes(staging.data) == IMAGE and len(session.asked) == 2
+
+
+@pytest.mark.parametrize("zero", _ZEROS.values(), ids=_ZEROS.keys())
+async def test_a_content_length_in_non_ascii_digits_is_not_kept(zero: int):
+    """A Content-Length spelling the right length in other digits is no length."""
+    bad = lie(headers={"Content-Length": _spelled(SIZE, zero)})
+    stats, session, staging, _ = await run([bad])
+    assert any("Content-Length" in e for e in stats.events)
+    assert bytes(staging.data) == IMAGE and len(session.asked) == 2
+
+
+async def test_a_content_length_of_superscript_two_is_a_lie_not_a_crash():
+    """``Content-Length: ²`` passes ``str.isdigit`` but ``int`` raises ValueError: it is
+    a lie to retry past, not an exception that ends the agent."""
+    stats, session, staging, _ = await run([lie(headers={"Content-Length": "\u00b2"})])
+    assert any("Content-Length" in e for e in stats.events)
+    assert bytes(staging.data) == IMAGE and len(session.asked) == 2
+
+
+@pytest.mark.parametrize("digits", _NON_ASCII)
+def test_a_retry_after_in_non_ascii_digits_is_ignored(digits: str):
+    """Retry-After is ``1*DIGIT`` (RFC 9110 10.2.3); anything else is no advice."""
+    from agent.download import parse_retry_after
+
+    assert parse_retry_after(digits) is None
+    assert parse_retry_after("12") == 12.0
+
+
+# -- every retry path is spread by jitter across devices ------------------------------
+
+
+async def test_backoff_waits_differ_across_seeds_and_stay_below_the_ceiling():
+    """A fleet that lost its server together must not come back in lock-step: the
+    downloader's waits after the same failures differ from device to device (seed to
+    seed), each within full jitter's [0, min(cap, base * 2**(n-1))]."""
+    sequences = []
+    for seed in range(8):
+        clock = SleepLog()
+        session = FakeSession(clock, [Answer(503)] * 6)
+        d = downloader(clock, session, seed=seed, max_attempts=6, backoff_base_s=2.0)
+        with pytest.raises(DownloadError):
+            await d.download(instruction(), FakeStaging())
+        assert len(clock.sleeps) == 5
+        for n, wait in enumerate(clock.sleeps, start=1):
+            assert 0.0 <= wait <= 2.0 * 2 ** (n - 1)
+        sequences.append(tuple(clock.sleeps))
+    assert len(set(sequences)) == len(sequences)
+    for n in range(5):  # at every step the devices are spread, not merely shifted
+        column = [s[n] for s in sequences]
+        assert max(column) - min(column) > 0.25 * 2.0 * 2**n

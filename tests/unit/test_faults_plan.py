@@ -43,13 +43,13 @@ def test_duplicate_rule_ids_are_refused():
 @pytest.mark.parametrize(
     ("rule", "message"),
     [
-        ({"fault": "nope"}, "unknown fault 'nope'"),
-        ({"fault": "limit_data", "params": {"bytes": 1, "extra": 2}}, "params for limit_data"),
-        ({"fault": "noop", "requests": [0, 3]}, r"rule.requests\[0\]"),
-        ({"fault": "noop", "requests": [5, 3]}, r"rule.requests\[1\]"),
-        ({"fault": "noop", "offsets": [10]}, "rule.offsets must be a pair"),
-        ({"fault": "noop", "probability": 1.5}, "rule.probability"),
-        ({"fault": "noop", "methods": ["FETCH"]}, "rule.methods"),
+        ({"fault": "nope"}, r"plan.rules\[0\].fault: 'nope' is not one of"),
+        ({"fault": "limit_data", "params": {"bytes": 1, "extra": 2}}, r"params: unknown keys"),
+        ({"fault": "noop", "requests": [0, 3]}, r"plan.rules\[0\].requests\[0\]"),
+        ({"fault": "noop", "requests": [5, 3]}, r"plan.rules\[0\].requests\[1\]"),
+        ({"fault": "noop", "offsets": [10]}, "offsets: must be a pair"),
+        ({"fault": "noop", "probability": 1.5}, r"plan.rules\[0\].probability"),
+        ({"fault": "noop", "methods": ["FETCH"]}, r"plan.rules\[0\].methods\[0\]"),
         ({"fault": "noop", "colour": "red"}, "unknown keys"),
     ],
 )

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.instruction import Instruction, InvalidInstruction, parse_instruction
+from agent.instruction import LOOPBACK_HOSTS, Instruction, InvalidInstruction, parse_instruction
 from agent.redact import redact
 
 pytestmark = pytest.mark.sim
@@ -26,6 +26,7 @@ URL = "https://contosoota.blob.core.windows.net/ota/firmware.bin"
 SIG = "c2VjcmV0LXNpZ25hdHVyZQ%3D%3D"
 SAS = f"sv=2019-02-02&sr=c&sp=rl&se=2027-01-01T00%3A00%3A00Z&sig={SIG}"
 TWINS = Path(__file__).resolve().parents[2] / "fixtures" / "twins"
+LOOPBACK = LOOPBACK_HOSTS
 
 
 def info(**changes: object) -> dict:
@@ -268,7 +269,7 @@ def test_http_to_loopback_is_invalid_unless_allowed() -> None:
 def test_http_to_loopback_is_accepted_when_allowed(url: str) -> None:
     """127.0.0.0/8 (RFC 1122 3.2.1.3), ::1 (RFC 4291 2.5.3) and localhost (RFC 6761 6.3)
     are loopback: plain http there is allowed when configured (Azurite's path-style URLs)."""
-    got = parse_instruction(patch(url=url), allow_http_loopback=True)
+    got = parse_instruction(patch(url=url), allow_http_loopback=True, storage_hosts=LOOPBACK)
     assert got is not None and got.url == url
 
 
@@ -546,3 +547,200 @@ def test_any_json_document_parses_or_is_invalid_never_crashes(doc: object) -> No
     except InvalidInstruction:
         return
     assert got is None or isinstance(got, Instruction)
+
+
+# --- SAS names percent-encoded -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["si%67", "%73ig", "%73%69%67"])
+def test_a_sas_with_a_percent_encoded_sig_name_is_parsed_and_redacted(name: str) -> None:
+    """``si%67`` decodes to ``sig`` for the parser (parse_qsl) as for Azure: the SAS is
+    accepted, and its signature never shows in ``redacted_url`` or ``repr``."""
+    got = parse_instruction(patch(sas=SAS.replace("sig=", f"{name}=")))
+    assert got is not None
+    assert SIG not in got.redacted_url() and SIG not in repr(got)
+    assert got.download_url().endswith(SIG)
+
+
+def test_a_sas_naming_sig_twice_once_encoded_is_invalid_without_echoing_either() -> None:
+    """Two signatures once names are decoded: invalid, and neither value is shown."""
+    with pytest.raises(InvalidInstruction) as caught:
+        parse_instruction(patch(sas=f"{SAS}&si%67=AAAAsecondsig"))
+    assert caught.value.field == "extFwInfo.sas"
+    assert SIG not in str(caught.value) and "AAAAsecondsig" not in str(caught.value)
+
+
+def test_a_sas_naming_any_parameter_twice_once_decoded_is_invalid() -> None:
+    """The blob server refuses ``se=..&s%65=..`` (which one is checked?); so does the
+    agent, before any request, naming the parameter."""
+    with pytest.raises(InvalidInstruction) as caught:
+        parse_instruction(patch(sas=f"{SAS}&s%65=2031-01-01"))
+    assert caught.value.field == "extFwInfo.sas"
+    assert "se" in caught.value.problem
+
+
+# --- where the agent may download from -------------------------------------------------
+
+
+def url_problem(url: str, **kwargs: object) -> str:
+    with pytest.raises(InvalidInstruction) as caught:
+        parse_instruction(patch(url=url), **kwargs)  # type: ignore[arg-type]
+    assert caught.value.field == "extFwInfo.url"
+    return caught.value.problem
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "10.0.0.1",
+        "10.255.255.255",
+        "172.16.0.1",
+        "172.31.255.254",
+        "192.168.1.1",
+        "169.254.169.254",
+        "[::ffff:10.0.0.1]",
+        "[::ffff:192.168.0.1]",
+        "[fe80::1]",
+        "[::]",
+        "0.0.0.0",
+        "128.0.0.1",
+        "126.255.255.255",
+        "localhost.example.com",
+        "evil.localhost",
+        "localhost.",
+        "127.0.0.1.nip.io",
+        "127.1",
+        "2130706433",
+    ],
+)
+@pytest.mark.parametrize("allowed", [False, True])
+def test_plain_http_beyond_loopback_is_invalid_with_the_flag_on_or_off(
+    host: str, allowed: bool
+) -> None:
+    """Loopback means 127.0.0.0/8, ::1 and the name ``localhost`` (RFC 1122 3.2.1.3,
+    RFC 4291 2.5.3); private, link-local (the cloud metadata address), mapped private,
+    unspecified and look-alike names are not, whatever the flag says."""
+    problem = url_problem(
+        f"http://{host}:10000/devstoreaccount1/ota/fw.bin",
+        allow_http_loopback=allowed,
+        storage_hosts=LOOPBACK,
+    )
+    assert "http" in problem or "host" in problem
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "127.255.255.254", "[::1]", "localhost", "[::ffff:127.0.0.1]"]
+)
+def test_plain_http_to_loopback_needs_the_flag(host: str) -> None:
+    """The same loopback URLs: refused without ``allow_http_loopback``, accepted with it."""
+    url = f"http://{host}:10000/devstoreaccount1/ota/fw.bin"
+    assert "https" in url_problem(url, storage_hosts=LOOPBACK)
+    got = parse_instruction(patch(url=url), allow_http_loopback=True, storage_hosts=LOOPBACK)
+    assert got is not None and got.url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example/a/b",
+        "https://contosoota.blob.core.windows.net.evil.example/ota/fw.bin",
+        "https://evil.example/contosoota.blob.core.windows.net/fw.bin",
+        "https://blob.core.windows.net/ota/fw.bin",
+        "https://a.b.blob.core.windows.net/ota/fw.bin",
+        "https://contosoota.blob.core.windows.com/ota/fw.bin",
+        "https://contosoota.blob.core.windows.net:0/ota/fw.bin",
+        "https://contosoota.blob.core.windows.net/ota/../other/fw.bin",
+        "https://contosoota.blob.core.windows.net/ota/./fw.bin",
+        "https://contosoota.blob.core.windows.net/ota/%2e%2e/fw.bin",
+        "https://contosoota.blob.core.windows.net/ota/%2E./fw.bin",
+        "https://contosoota.blob.core.windows.net/ota/fw.bin/..",
+        "https://contosoota\uff0eblob.core.windows.net/ota/fw.bin",
+        "https://contosoota.blob\u3002core.windows.net/ota/fw.bin",
+        "https://contosoota.blob.core.windows.n\u0435t/ota/fw.bin",
+        "https://\uff43ontosoota.blob.core.windows.net/ota/fw.bin",
+        "https://xn--80ak6aa92e.blob.core.windows.net/ota/fw.bin",
+        "https://contos_ota.blob.core.windows.net/ota/fw.bin",
+        "https://-contosoota.blob.core.windows.net/ota/fw.bin",
+        "https://127.0.0.1/ota/fw.bin",
+    ],
+)
+def test_a_url_outside_the_storage_hosts_is_invalid_naming_the_url(url: str) -> None:
+    """The original's app manifest lets it connect to named hosts only. The default
+    allow-list is Azure Blob's public endpoints, ``{account}.blob.core.windows.net``
+    (one label of letters, digits and inner hyphens); a port of 0, a dot segment
+    (RFC 3986 5.2.4: the server would resolve it elsewhere) and a host with a character
+    an IDNA resolver folds into ASCII (a fullwidth dot, a Cyrillic letter) are invalid
+    too, and the problem names the URL."""
+    problem = url_problem(url)
+    assert url.split("//")[1].split("/")[0].split(":")[0][:10] in problem or url[:20] in problem
+
+
+def test_the_default_storage_hosts_accept_azure_blob_endpoints() -> None:
+    """Account names are 3-24 lowercase letters and digits; the secondary endpoint
+    (``-secondary``) and an explicit port 443 are the same service."""
+    for url in (
+        URL,
+        "https://contosoota-secondary.blob.core.windows.net/ota/fw.bin",
+        "https://contosoota.blob.core.windows.net:443/ota/fw.bin",
+        "https://ContosoOta.Blob.Core.Windows.Net/ota/fw.bin",
+        "https://contosoota.blob.core.windows.net/ota/v1//fw.bin",
+    ):
+        got = parse_instruction(patch(url=url))
+        assert got is not None, url
+
+
+def test_storage_hosts_accept_names_wildcards_and_networks() -> None:
+    """An allow-list entry is a host name, ``*.`` and a domain (exactly one more
+    label), or an IP network; nothing else matches."""
+    hosts = ("fw.example.com", "*.cdn.example.net", "192.0.2.0/24", "2001:db8::/32")
+    for url in (
+        "https://fw.example.com/ota/fw.bin",
+        "https://eu.cdn.example.net/ota/fw.bin",
+        "https://192.0.2.77/ota/fw.bin",
+        "https://[2001:db8::5]/ota/fw.bin",
+    ):
+        assert parse_instruction(patch(url=url), storage_hosts=hosts) is not None, url
+    for url in (
+        "https://x.fw.example.com/ota/fw.bin",
+        "https://cdn.example.net/ota/fw.bin",
+        "https://a.eu.cdn.example.net/ota/fw.bin",
+        "https://192.0.3.1/ota/fw.bin",
+        URL,
+    ):
+        assert "allowed" in url_problem(url, storage_hosts=hosts), url
+
+
+@pytest.mark.parametrize("entry", ["", "*", "*.com.*", "ex ample.com", "10.0.0.0/33", "a..b"])
+def test_a_malformed_storage_hosts_entry_is_a_configuration_error(entry: str) -> None:
+    """A bad allow-list is the integrator's mistake, refused at once (ValueError), never
+    an instruction problem nor a silent allow-all."""
+    with pytest.raises(ValueError, match="storage_hosts"):
+        parse_instruction(patch(), storage_hosts=(entry,))
+
+
+@pytest.mark.parametrize(
+    "version", [2**31, 2**32, 2**63, 10**400], ids=["2^31", "2^32", "2^63", "10^400"]
+)
+def test_a_version_beyond_a_c_int_is_invalid(version: int) -> None:
+    """The original keeps the version in a C ``int`` (at most 2**31 - 1): a version it
+    could not store is invalid, not silently wrapped."""
+    with pytest.raises(InvalidInstruction) as caught:
+        parse_instruction(patch(version=version))
+    assert caught.value.field == "extFwInfo.version"
+    assert str(2**31 - 1) in caught.value.problem
+
+
+def test_the_largest_c_int_version_is_accepted() -> None:
+    got = parse_instruction(patch(version=2**31 - 1))
+    assert got is not None and got.version == 2**31 - 1
+
+
+def test_agent_config_checks_its_storage_hosts_when_built() -> None:
+    """``AgentConfig`` defaults to Azure Blob's endpoints and refuses a malformed entry
+    (or a bare string, which would be a list of its characters) when constructed."""
+    from agent.engine import AgentConfig
+
+    assert AgentConfig().storage_hosts == ("*.blob.core.windows.net",)
+    for bad in (("*",), "localhost", ()):
+        with pytest.raises(ValueError, match="storage_hosts"):
+            AgentConfig(storage_hosts=bad)  # type: ignore[arg-type]

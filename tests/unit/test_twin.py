@@ -8,6 +8,7 @@ import hashlib
 
 import pytest
 
+from agent.hosts import LOOPBACK_HOSTS
 from agent.instruction import parse_instruction
 from agent.twin import Twin, TwinError
 from sim.cloud.twin import InProcessTwin, ota_desired_patch, publish_ota
@@ -249,7 +250,7 @@ async def test_published_ota_reaches_the_agent_as_a_valid_instruction() -> None:
     version = publish_ota(twin, version=4, image=IMAGE, url=URL, sas=SAS)
     await settle()
     assert version == 2 and len(got) == 1
-    instruction = parse_instruction(got[0], allow_http_loopback=True)
+    instruction = parse_instruction(got[0], allow_http_loopback=True, storage_hosts=LOOPBACK_HOSTS)
     assert instruction is not None
     assert instruction.sha256 == hashlib.sha256(IMAGE).digest()
     assert instruction.download_url() == f"{URL}?{SAS}"

@@ -19,7 +19,8 @@ import contextlib
 import hashlib
 import logging
 import uuid
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -27,6 +28,7 @@ from email.utils import format_datetime
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from agent.redact import redact
 from sim.cloud.blobserver.conditions import check_conditions
 from sim.cloud.blobserver.errors import MESSAGES, BlobError, error_body
 from sim.cloud.blobserver.events import Event
@@ -41,7 +43,7 @@ from sim.cloud.blobserver.sas import (
     Operation,
     check_sas,
     check_shared_key,
-    redact,
+    single_sas_params,
 )
 from sim.cloud.blobserver.shaping import (
     Progress,
@@ -50,15 +52,34 @@ from sim.cloud.blobserver.shaping import (
     reset_connection,
     send_body,
 )
-from sim.cloud.blobserver.store import BlobStore, StoredBlob, check_blob_name, check_container_name
+from sim.cloud.blobserver.store import (
+    BlobChanged,
+    BlobStore,
+    BlobView,
+    BlobWriter,
+    DirectoryStore,
+    StoredBlob,
+    check_blob_name,
+    check_container_name,
+)
 from sim.cloud.faults.chance import rng_for
 from sim.cloud.faults.exchange import Exchange
 from sim.cloud.faults.plan import FaultPlan, RequestInfo
 
 DEFAULT_VERSION = "2025-01-05"
 MD5_RANGE_LIMIT = 4 * 1024 * 1024  # 4 MiB, Get Blob: x-ms-range-get-content-md5
-MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # what the memory store holds of one blob
 MAX_BLOCK_ID_BYTES = 64  # Put Block: blockid decodes to at most 64 bytes
+MAX_BLOCK_LIST_BYTES = 8 * 1024 * 1024  # 50,000 block ids in XML, with room
+EVENT_LOG_SIZE = 10_000  # events kept (a ring buffer): ~2 MB
+BODY_TIMEOUT_S = 30.0  # a request body that sends nothing for this long is dropped
+MiB = 1024 * 1024
+# "Put Blob" and "Put Block": the largest body by x-ms-version (service version).
+_PUT_LIMITS = (  # (from version, Put Blob max, Put Block max)
+    ("2019-12-12", 5000 * MiB, 4000 * MiB),
+    ("2016-05-31", 256 * MiB, 100 * MiB),
+    ("", 64 * MiB, 4 * MiB),
+)
 SERVER_HEADER = "Windows-Azure-Blob/1.0 Microsoft-HTTPAPI/2.0"
 
 MESSAGES.setdefault(
@@ -105,14 +126,30 @@ class BlobService:
     """The state behind the handlers: storage, credentials, the live plan, the event log."""
 
     def __init__(
-        self, *, store: BlobStore, account: str, key: str, plan: FaultPlan, seed: int
+        self,
+        *,
+        store: BlobStore,
+        account: str,
+        key: str,
+        plan: FaultPlan,
+        seed: int,
+        event_log_size: int = EVENT_LOG_SIZE,
+        body_timeout_s: float = BODY_TIMEOUT_S,
     ) -> None:
+        if isinstance(event_log_size, bool) or not isinstance(event_log_size, int):
+            raise ValueError(f"event_log_size must be an integer, got {event_log_size!r}")
+        if event_log_size < 1:
+            raise ValueError(f"event_log_size must be at least 1, got {event_log_size}")
+        if not body_timeout_s > 0:
+            raise ValueError(f"body_timeout_s must be > 0, got {body_timeout_s!r}")
         self.store = store
         self.account = account
         self.key = key
         self.plan = plan
         self.seed = seed
-        self.events: list[Event] = []
+        # the last event_log_size events: a server left running must not grow forever
+        self.events: deque[Event] = deque(maxlen=event_log_size)
+        self.body_timeout_s = body_timeout_s
         self._count = 0
         self._closing = asyncio.Event()
 
@@ -182,6 +219,7 @@ class BlobService:
                 exchange.rewrite(blob.data),
                 content_type=blob.content_type,
             )
+            blob = self._peek(target)
         if exchange.drop:
             record.progress.outcome = "dropped"
             reset_connection(request)
@@ -201,6 +239,8 @@ class BlobService:
                     exchange.status, exchange.error_code or "InternalError", headers=extra
                 )
             return await self._dispatch(request, target, exchange, record, request_id)
+        except BodyTimedOut:
+            return web.Response(status=408)  # never sent: the connection is closed
         except BlobError as error:
             record.status = error.status
             return self._error(request, error, request_id)
@@ -215,11 +255,11 @@ class BlobService:
 
     @staticmethod
     def _span(request: web.Request, blob: StoredBlob | None) -> tuple[int, int] | None:
-        if request.method != "GET" or blob is None or not blob.data:
+        if request.method != "GET" or blob is None or not blob.size:
             return None
         try:
             asked = requested_range(request.headers)
-            return asked.resolve(len(blob.data)) if asked else (0, len(blob.data) - 1)
+            return asked.resolve(blob.size) if asked else (0, blob.size - 1)
         except BlobError:
             return None
 
@@ -237,10 +277,14 @@ class BlobService:
         headers["x-ms-error-code"] = error.code
         headers.update(error.headers)
         if error.status == 304 or request.method == "HEAD":
-            return web.Response(status=error.status, headers=headers)
-        headers["Content-Type"] = "application/xml"
-        body = error_body(error.code, request_id, error.detail)
-        return web.Response(status=error.status, headers=headers, body=body)
+            response = web.Response(status=error.status, headers=headers)
+        else:
+            headers["Content-Type"] = "application/xml"
+            body = error_body(error.code, request_id, error.detail)
+            response = web.Response(status=error.status, headers=headers, body=body)
+        if request.body_exists and not request.content.at_eof():
+            response.force_close()  # a body refused unread (413) is not read to its end
+        return response
 
     # --- authorization ----------------------------------------------------------------
 
@@ -258,7 +302,7 @@ class BlobService:
             )
         elif "sig" in request.query:
             check_sas(
-                request.query,
+                single_sas_params(request.query.items()),
                 account=self.account,
                 key=self.key,
                 operation=operation,
@@ -412,7 +456,7 @@ class BlobService:
         if blob.content_md5:
             headers["Content-MD5"] = base64.b64encode(blob.content_md5).decode()
         response = web.StreamResponse(status=200, headers=headers)
-        response.content_length = len(blob.data)
+        response.content_length = blob.size
         record.status = 200
         await response.prepare(request)
         return response
@@ -425,7 +469,7 @@ class BlobService:
         exchange: Exchange,
         record: _Record,
     ) -> web.StreamResponse:
-        length = len(blob.data)
+        length = blob.size
         asked = None if exchange.ignore_range else requested_range(request.headers)
         want_md5 = request.headers.get("x-ms-range-get-content-md5", "").lower() == "true"
         if asked is not None:
@@ -439,15 +483,49 @@ class BlobService:
                 "InvalidHeaderValue",
                 detail={"HeaderName": "x-ms-range-get-content-md5", "HeaderValue": "true"},
             )
+        try:
+            with blob.open(first, last) as view:
+                return await self._send(
+                    request,
+                    blob,
+                    view,
+                    first,
+                    last,
+                    asked is not None,
+                    want_md5,
+                    common,
+                    exchange,
+                    record,
+                )
+        except BlobChanged:
+            # the file was replaced between the lookup and the open: the client retries
+            raise BlobError(503, "ServerBusy") from None
+
+    async def _send(
+        self,
+        request: web.Request,
+        blob: StoredBlob,
+        view: BlobView,
+        first: int,
+        last: int,
+        ranged: bool,
+        want_md5: bool,
+        common: dict[str, str],
+        exchange: Exchange,
+        record: _Record,
+    ) -> web.StreamResponse:
+        size = last - first + 1
         headers = {**common, **self._blob_headers(blob)}
-        view = memoryview(blob.data)[first : last + 1]
-        if asked is not None:
+        if ranged:
             status = 206
             shift = exchange.content_range_shift
-            total = length if exchange.content_range_total is None else exchange.content_range_total
+            total = (
+                blob.size if exchange.content_range_total is None else exchange.content_range_total
+            )
             headers["Content-Range"] = f"bytes {first + shift}-{last + shift}/{total}"
             if want_md5:
-                headers["Content-MD5"] = base64.b64encode(hashlib.md5(view).digest()).decode()
+                digest = hashlib.md5(view[0:size]).digest()
+                headers["Content-MD5"] = base64.b64encode(digest).decode()
             if blob.content_md5:
                 headers["x-ms-blob-content-md5"] = base64.b64encode(blob.content_md5).decode()
         else:
@@ -493,11 +571,13 @@ class BlobService:
             raise BlobError(
                 400, "InvalidQueryParameterValue", detail={"QueryParameterName": "comp"}
             )
-        body = await request.read()
-        _check_content_md5(request.headers, body)
+        length = self._body_length(request, comp)
+        headers = request.headers
         if comp == "block":
             block_id = _block_id(query.get("blockid"))
-            self.store.stage_block(container, name, block_id, body)
+            body = await self._read_body(request, length, record)
+            _check_content_md5(headers, hashlib.md5(body).digest())
+            self.store.staged_blocks.stage_block(container, name, block_id, body)
             record.status = 201
             return web.Response(
                 status=201,
@@ -507,17 +587,27 @@ class BlobService:
                     "x-ms-request-server-encrypted": "true",
                 },
             )
-        self._check_overwrite(request.headers, existing)
-        headers = request.headers
+        self._check_overwrite(headers, existing)
         md5 = _b64_header(headers, "x-ms-blob-content-md5")
+        content_type = headers.get("x-ms-blob-content-type", "application/octet-stream")
         if comp == "blocklist":
-            staged = self.store.staged(container, name)
+            body = await self._read_body(request, length, record)
+            _check_content_md5(headers, hashlib.md5(body).digest())
+            staged = self.store.staged_blocks.staged(container, name)
             parts = []
             for kind, block_id in parse_block_list(body):
                 if kind == "Committed" or block_id not in staged:
                     raise BlobError(400, "InvalidBlockList")
                 parts.append(staged[block_id])
-            data = b"".join(parts)
+            writer = self.store.writer(container, name)
+            try:
+                for part in parts:
+                    writer.write(part)
+            except BaseException:
+                writer.abort()
+                raise
+            blob = writer.commit(content_type=content_type, content_md5=md5)
+            self.store.staged_blocks.clear_staged(container, name)
         else:
             blob_type = headers.get("x-ms-blob-type")
             if blob_type != "BlockBlob":
@@ -526,17 +616,15 @@ class BlobService:
                     "InvalidHeaderValue",
                     detail={"HeaderName": "x-ms-blob-type", "HeaderValue": str(blob_type)[:32]},
                 )
-            data = body
-            md5 = md5 or hashlib.md5(data).digest()  # Put Blob computes it; Put Block List not
-        blob = self.store.put(
-            container,
-            name,
-            data,
-            content_type=headers.get("x-ms-blob-content-type", "application/octet-stream"),
-            content_md5=md5,
-        )
-        if comp == "blocklist":
-            self.store.clear_staged(container, name)
+            writer = self.store.writer(container, name)
+            await self._stream_body(request, length, writer, record)
+            try:
+                _check_content_md5(headers, writer.md5)
+            except BlobError:
+                writer.abort()
+                raise
+            # Put Blob computes the MD5; Put Block List does not
+            blob = writer.commit(content_type=content_type, content_md5=md5 or writer.md5)
         out = {
             **common,
             "ETag": blob.etag,
@@ -547,6 +635,64 @@ class BlobService:
             out["Content-MD5"] = base64.b64encode(blob.content_md5).decode()
         record.status = 201
         return web.Response(status=201, headers=out)
+
+    def _body_length(self, request: web.Request, comp: str | None) -> int:
+        """The announced body length, refused up front (413, before a byte is read) when
+        over what this operation takes at the request's version (Put Blob, Put Block)."""
+        raw = request.headers.get("Content-Length")
+        if raw is None or not raw.isascii() or not raw.isdigit():
+            if request.headers.get("Transfer-Encoding") or raw is not None:
+                raise BlobError(411, "MissingContentLengthHeader")
+            return 0
+        length = int(raw)
+        version = request.headers.get("x-ms-version") or request.query.get("sv") or ""
+        _, blob_max, block_max = next(row for row in _PUT_LIMITS if version >= row[0])
+        if comp == "blocklist":
+            limit = MAX_BLOCK_LIST_BYTES
+        elif comp == "block":
+            limit = min(block_max, self.store.staged_blocks.max_bytes)
+        else:
+            limit = blob_max
+            if not isinstance(self.store, DirectoryStore):
+                limit = min(limit, MAX_UPLOAD_BYTES)  # held in memory
+        if length > limit:
+            raise BlobError(413, "RequestBodyTooLarge", detail={"MaxLimit": str(limit)})
+        return length
+
+    async def _chunks(
+        self, request: web.Request, length: int, record: _Record
+    ) -> AsyncIterator[bytes]:
+        """The body as it arrives; a body idle ``body_timeout_s`` drops the connection."""
+        received = 0
+        while received < length:
+            try:
+                chunk = await asyncio.wait_for(request.content.readany(), self.body_timeout_s)
+            except TimeoutError:
+                record.progress.outcome = "timed-out"
+                close_connection(request)
+                raise BodyTimedOut from None
+            if not chunk:
+                break
+            received += len(chunk)
+            yield chunk
+        if received != length:
+            raise BlobError(400, "InvalidInput")
+
+    async def _read_body(self, request: web.Request, length: int, record: _Record) -> bytes:
+        body = bytearray()
+        async for chunk in self._chunks(request, length, record):
+            body += chunk
+        return bytes(body)
+
+    async def _stream_body(
+        self, request: web.Request, length: int, writer: BlobWriter, record: _Record
+    ) -> None:
+        try:
+            async for chunk in self._chunks(request, length, record):
+                writer.write(chunk)
+        except BaseException:
+            writer.abort()  # never leave a partial file behind
+            raise
 
     @staticmethod
     def _check_overwrite(headers: Mapping[str, str], existing: StoredBlob | None) -> None:
@@ -577,10 +723,14 @@ def _b64_header(headers: Mapping[str, str], name: str) -> bytes | None:
         ) from None
 
 
-def _check_content_md5(headers: Mapping[str, str], body: bytes) -> None:
+def _check_content_md5(headers: Mapping[str, str], digest: bytes) -> None:
     expected = _b64_header(headers, "Content-MD5")
-    if expected is not None and expected != hashlib.md5(body).digest():
+    if expected is not None and expected != digest:
         raise BlobError(400, "Md5Mismatch")
+
+
+class BodyTimedOut(Exception):
+    """The request body stopped arriving: the connection was closed, nothing is sent."""
 
 
 def _block_id(value: str | None) -> str:

@@ -2,9 +2,13 @@
 
     python -m sim blobserver --host 127.0.0.1 --port 10000 [--root DIR]
                              [--faults plan.json] [--seed N]
+                             [--control-host 127.0.0.1] [--control-port N] [--expose-control]
 
-Prints the connection string and the control API address; steer faults while it
-runs with ``curl -X POST http://HOST:PORT/_faults -d '{"fault": "latency", ...}'``.
+Prints the connection string and where the fault control API listens (its own
+port, loopback only unless ``--expose-control``); steer faults while it runs with
+``curl -X POST http://127.0.0.1:CONTROL_PORT/_faults -d '{"fault": "latency", ...}'``.
+Bad input (a plan that is not valid, a port out of range) exits with status 2 and one
+line naming what is wrong.
 """
 
 import argparse
@@ -14,7 +18,8 @@ import logging
 import signal
 import sys
 
-from sim.cloud.blobserver.server import BlobServer
+from sim.cloud.blobserver.app import BODY_TIMEOUT_S, EVENT_LOG_SIZE
+from sim.cloud.blobserver.server import HEADER_TIMEOUT_S, BlobServer
 from sim.cloud.faults.plan import FaultPlan, load_plan
 
 
@@ -27,6 +32,41 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", help="store blobs as files under this directory")
     parser.add_argument("--faults", metavar="PLAN", help="fault plan file (JSON, or YAML)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    parser.add_argument(
+        "--control-host",
+        default="127.0.0.1",
+        help="address of the fault control API (default 127.0.0.1; it has no credentials)",
+    )
+    parser.add_argument(
+        "--control-port", type=int, default=0, help="port of the control API (0 = ephemeral)"
+    )
+    parser.add_argument(
+        "--expose-control",
+        action="store_true",
+        help="allow a --control-host that is not loopback (anyone reaching it steers faults)",
+    )
+    parser.add_argument(
+        "--event-log-size",
+        type=int,
+        default=EVENT_LOG_SIZE,
+        metavar="N",
+        help=f"events kept for /_faults/events, the last N (default {EVENT_LOG_SIZE})",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=HEADER_TIMEOUT_S,
+        metavar="S",
+        help=f"drop a request head not complete (or a connection idle) after S seconds "
+        f"(default {HEADER_TIMEOUT_S:g})",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=BODY_TIMEOUT_S,
+        metavar="S",
+        help=f"drop a request body that sends nothing for S seconds (default {BODY_TIMEOUT_S:g})",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return parser
 
@@ -35,7 +75,7 @@ async def _serve(server: BlobServer, stop: asyncio.Event) -> None:
     async with server:
         print(f"blob endpoint  {server.url}", flush=True)
         print(f"connection     {server.connection_string}", flush=True)
-        print(f"fault control  {server.control_url}", flush=True)
+        print(f"fault control  {server.control_url}  (own listener, no credentials)", flush=True)
         print(f"rules          {len(server.plan.rules)} (seed {server.service.seed})", flush=True)
         await stop.wait()
 
@@ -45,7 +85,17 @@ def main(argv: list[str]) -> int:
     try:
         plan = load_plan(args.faults) if args.faults else FaultPlan()
         server = BlobServer(
-            host=args.host, port=args.port, root=args.root, plan=plan, seed=args.seed
+            host=args.host,
+            port=args.port,
+            root=args.root,
+            plan=plan,
+            seed=args.seed,
+            control_host=args.control_host,
+            control_port=args.control_port,
+            expose_control=args.expose_control,
+            event_log_size=args.event_log_size,
+            header_timeout_s=args.header_timeout,
+            body_timeout_s=args.body_timeout,
         )
     except ValueError as exc:
         print(f"blobserver: {exc}", file=sys.stderr)

@@ -27,7 +27,7 @@ def list_blobs_xml(
             f"<Creation-Time>{format_datetime(blob.created, usegmt=True)}</Creation-Time>"
             f"<Last-Modified>{format_datetime(blob.last_modified, usegmt=True)}</Last-Modified>"
             f"<Etag>{escape(blob.etag)}</Etag>"
-            f"<Content-Length>{len(blob.data)}</Content-Length>"
+            f"<Content-Length>{blob.size}</Content-Length>"
             f"<Content-Type>{escape(blob.content_type)}</Content-Type>"
             f"<Content-MD5>{md5}</Content-MD5>"
             "<BlobType>BlockBlob</BlobType><AccessTier>Hot</AccessTier>"

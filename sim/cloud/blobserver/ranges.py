@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from sim.cloud.blobserver.errors import BlobError
 
-_RANGE = re.compile(r"bytes=(\d{1,19})-(\d{1,19})?")
+# DIGIT is %x30-39 (RFC 9110 5.6.1): "\d" would take Arabic-Indic or fullwidth digits
+_RANGE = re.compile(r"bytes=([0-9]{1,19})-([0-9]{1,19})?")
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def requested_range(headers: Mapping[str, str]) -> ByteRange | None:
 
 def parse_range(value: str, *, header: str = "Range") -> ByteRange:
     """Parse one ``bytes=`` range; raise 400 ``InvalidHeaderValue`` naming ``header``."""
-    match = _RANGE.fullmatch(value.strip())
+    match = _RANGE.fullmatch(value.strip(" \t"))
     if match is None:
         raise _invalid(header, value)
     start = int(match.group(1))

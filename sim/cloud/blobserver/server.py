@@ -8,8 +8,15 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from sim.cloud.blobserver.app import MAX_UPLOAD_BYTES, BlobService, RedactingAccessLogger
-from sim.cloud.blobserver.control import add_control_routes
+from agent.hosts import is_loopback_host
+from sim.cloud.blobserver.app import (
+    BODY_TIMEOUT_S,
+    EVENT_LOG_SIZE,
+    MAX_UPLOAD_BYTES,
+    BlobService,
+    RedactingAccessLogger,
+)
+from sim.cloud.blobserver.control import PREFIX, make_control_app
 from sim.cloud.blobserver.errors import BlobError
 from sim.cloud.blobserver.events import Event
 from sim.cloud.blobserver.sas import make_service_sas
@@ -18,14 +25,24 @@ from sim.cloud.dev_account import DEV_ACCOUNT, DEV_KEY, connection_string
 from sim.cloud.faults.plan import FaultPlan, Rule
 
 SHUTDOWN_GRACE_S = 0.5  # handlers still running after this are cancelled
+HEADER_TIMEOUT_S = 30.0  # a request head (or an idle keep-alive) that takes longer is dropped
 
 
 def make_app(service: BlobService) -> web.Application:
-    """The aiohttp application: the ``/_faults`` control API, then every other path."""
+    """The Blob API application: every path (the control API is served apart)."""
     app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
-    add_control_routes(app, service)
     app.router.add_route("*", "/{tail:.*}", service.handle)
     return app
+
+
+async def _listen(runner: web.AppRunner, host: str, port: int) -> int:
+    """Set ``runner`` up on ``host:port``; return the bound port."""
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server  # aiohttp exposes the bound port only here
+    sockets = getattr(server, "sockets", None) or []
+    return int(sockets[0].getsockname()[1])
 
 
 class BlobServer:
@@ -41,6 +58,18 @@ class BlobServer:
 
     ``root`` stores blobs as files under that directory instead of in memory.
     Pauses use real asyncio time: the server is a real network peer.
+
+    The fault control API (``/_faults``, :mod:`~sim.cloud.blobserver.control`) has no
+    credentials, so it listens apart, on ``control_host:control_port`` (default
+    loopback, an ephemeral port: read :attr:`control_url`); a control address that is
+    not loopback is refused unless ``expose_control=True`` says it is meant.
+
+    Bounded for a server people leave running: the event log keeps the last
+    ``event_log_size`` events; a request head not complete within ``header_timeout_s``
+    (or a keep-alive connection idle that long) and a body that sends nothing for
+    ``body_timeout_s`` are dropped; Put Blob bodies over Azure's maximum are refused up
+    front, and uncommitted blocks are bounded (:class:`~sim.cloud.blobserver.store.
+    StagedBlocks`).
     """
 
     def __init__(
@@ -52,9 +81,22 @@ class BlobServer:
         seed: int = 0,
         account: str = DEV_ACCOUNT,
         key: str = DEV_KEY,
+        *,
+        control_host: str = "127.0.0.1",
+        control_port: int = 0,
+        expose_control: bool = False,
+        event_log_size: int = EVENT_LOG_SIZE,
+        header_timeout_s: float = HEADER_TIMEOUT_S,
+        body_timeout_s: float = BODY_TIMEOUT_S,
     ) -> None:
-        if not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ValueError(f"port must be 0..65535, got {port!r}")
+        for name, value in (("port", port), ("control_port", control_port)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+                raise ValueError(f"{name} must be 0..65535, got {value!r}")
+        if not expose_control and not is_loopback_host(control_host):
+            raise ValueError(
+                f"control_host {control_host!r} is not loopback: the fault control API has "
+                "no credentials; pass expose_control=True (--expose-control) to serve it there"
+            )
         if not isinstance(seed, int):
             raise ValueError(f"seed must be an integer, got {seed!r}")
         if plan is not None and not isinstance(plan, FaultPlan):
@@ -64,36 +106,61 @@ class BlobServer:
         store: BlobStore = MemoryStore() if root is None else DirectoryStore(root)
         self.host = host
         self._port = port
+        self.control_host = control_host
+        self._control_port = control_port
         self.account = account
         self.key = key
+        if not header_timeout_s > 0:
+            raise ValueError(f"header_timeout_s must be > 0, got {header_timeout_s!r}")
+        self.header_timeout_s = header_timeout_s
         self.service = BlobService(
-            store=store, account=account, key=key, plan=plan or FaultPlan(), seed=seed
+            store=store,
+            account=account,
+            key=key,
+            plan=plan or FaultPlan(),
+            seed=seed,
+            event_log_size=event_log_size,
+            body_timeout_s=body_timeout_s,
         )
         self._runner: web.AppRunner | None = None
+        self._control_runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        """Listen; the port is known afterwards (:attr:`port`)."""
+        """Listen; the ports are known afterwards (:attr:`port`, :attr:`control_port`)."""
         if self._runner is not None:
             raise RuntimeError("the blob server is already running")
         self._runner = web.AppRunner(
             make_app(self.service),
             access_log_class=RedactingAccessLogger,
             shutdown_timeout=SHUTDOWN_GRACE_S,
+            # aiohttp closes a connection still waiting for a whole request when its
+            # keep-alive timer fires (armed on connect and after every response): so a
+            # half-sent request head is dropped after header_timeout_s, and so is an idle
+            # keep-alive connection (aiohttp's default is an hour)
+            keepalive_timeout=self.header_timeout_s,
         )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self._port)
-        await site.start()
-        server = site._server  # aiohttp exposes the bound port only here
-        sockets = getattr(server, "sockets", None) or []
-        self._port = sockets[0].getsockname()[1]
+        try:
+            self._port = await _listen(self._runner, self.host, self._port)
+            self._control_runner = web.AppRunner(
+                make_control_app(self.service), shutdown_timeout=SHUTDOWN_GRACE_S
+            )
+            self._control_port = await _listen(
+                self._control_runner, self.control_host, self._control_port
+            )
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
-        """Stop: end every stall and pause, close connections, release the port."""
+        """Stop: end every stall and pause, close connections, release the ports."""
         if self._runner is None:
             return
         self.service.stop()
         runner, self._runner = self._runner, None
+        control, self._control_runner = self._control_runner, None
         await runner.cleanup()
+        if control is not None:
+            await control.cleanup()
 
     async def __aenter__(self) -> "BlobServer":
         await self.start()
@@ -123,9 +190,14 @@ class BlobServer:
         return connection_string(blob_endpoint=self.url, account=self.account, key=self.key)
 
     @property
+    def control_port(self) -> int:
+        return self._control_port
+
+    @property
     def control_url(self) -> str:
-        """The fault control API, ``http://HOST:PORT/_faults``."""
-        return f"http://{self.host}:{self._port}/_faults"
+        """The fault control API, ``http://CONTROL_HOST:CONTROL_PORT/_faults``."""
+        host = f"[{self.control_host}]" if ":" in self.control_host else self.control_host
+        return f"http://{host}:{self._control_port}{PREFIX}"
 
     def blob_url(self, container: str, name: str) -> str:
         return f"{self.url}/{container}/{quote(name)}"
@@ -191,5 +263,6 @@ class BlobServer:
 
     @property
     def events(self) -> list[Event]:
-        """The event log, one :class:`Event` per request, in order of completion."""
-        return self.service.events
+        """The event log (a copy): one :class:`Event` per request, in order of completion,
+        the last ``event_log_size`` of them."""
+        return list(self.service.events)

@@ -1,8 +1,9 @@
 """Writing a response body the way an :class:`~sim.cloud.faults.exchange.Exchange` says.
 
-The body is a memoryview of the stored blob, written in slices (no per-request
-copy of a multi-MiB body); faults cap the rate, slice the writes, flip bytes,
-stall, cut the body short and end the connection with FIN or RST.
+The body is a view of the stored blob (a memoryview, or a file read on demand),
+written in slices (no per-request copy of a multi-MiB body); faults cap the rate,
+slice the writes, flip bytes, stall, cut the body short and end the connection with
+FIN or RST.
 """
 
 import asyncio
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from sim.cloud.blobserver.store import BlobView
 from sim.cloud.faults.exchange import Exchange
 
 CHUNK_BYTES = 256 * 1024  # big writes: loopback throughput; faults make them smaller
@@ -64,7 +66,7 @@ async def flush(request: web.BaseRequest) -> None:
 async def send_body(
     request: web.BaseRequest,
     response: web.StreamResponse,
-    view: memoryview,
+    view: BlobView,
     *,
     first: int,
     exchange: Exchange,
@@ -116,7 +118,7 @@ async def send_body(
 
 async def _write(
     response: web.StreamResponse,
-    view: memoryview,
+    view: BlobView,
     stop: int,
     first: int,
     exchange: Exchange,

@@ -43,6 +43,6 @@ FAULTS: dict[str, type[Fault]] = {
     )
 }
 
-SUPPORT_MODULES = frozenset({"chance", "exchange", "fault", "plan"})
+SUPPORT_MODULES = frozenset({"chance", "exchange", "fault", "plan", "schema"})
 
 __all__ = ["FAULTS", "SUPPORT_MODULES", "Fault"]

@@ -1,5 +1,6 @@
 """The one interface every fault implements (toxiproxy's ``Toxic``, for HTTP)."""
 
+import math
 import random
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -21,9 +22,15 @@ class Fault(Protocol):
 
 
 def check_non_negative(fault: str, field: str, value: float) -> None:
-    """Refuse a negative (or non-numeric) parameter, naming the fault and field."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValueError(f"{fault}.{field} must be a number >= 0, got {value!r}")
+    """Refuse a negative, non-finite (NaN, infinity) or non-numeric parameter, naming the
+    fault and field."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"{fault}.{field} must be a finite number >= 0, got {value!r}")
 
 
 def check_positive(fault: str, field: str, value: float) -> None:

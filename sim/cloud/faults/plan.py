@@ -16,7 +16,6 @@ probability draw (:mod:`sim.cloud.faults.chance`) hits.
 """
 
 import fnmatch
-import json
 import random
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -26,9 +25,16 @@ from typing import Any
 from sim.cloud.faults import FAULTS
 from sim.cloud.faults.chance import hits, rng_for
 from sim.cloud.faults.fault import Fault
+from sim.cloud.faults.schema import (
+    ALL_METHODS,
+    RESERVED_IDS,
+    check_plan,
+    check_rule,
+    loads_json,
+    normalise_rule,
+)
 
-ALL_METHODS = ("GET", "HEAD", "PUT", "DELETE", "POST")
-_RULE_KEYS = {"id", "fault", "params", "blob", "requests", "offsets", "probability", "methods"}
+__all__ = ["ALL_METHODS", "FaultPlan", "RequestInfo", "Rule", "load_plan", "loads_plan"]
 
 
 @dataclass(frozen=True)
@@ -58,15 +64,23 @@ class Rule:
     def __post_init__(self) -> None:
         if not isinstance(self.fault, tuple(FAULTS.values())):
             raise ValueError(f"rule.fault must be one of the registered faults, got {self.fault!r}")
-        if not isinstance(self.id, str) or "/" in self.id:
-            raise ValueError(f"rule.id must be a string without '/', got {self.id!r}")
+        if not isinstance(self.id, str) or "/" in self.id or self.id in RESERVED_IDS:
+            raise ValueError(
+                f"rule.id must be a string without '/' and not one of {list(RESERVED_IDS)}, "
+                f"got {self.id!r}"
+            )
         if not isinstance(self.blob, str) or not self.blob:
             raise ValueError(f"rule.blob must be a non-empty glob, got {self.blob!r}")
-        methods = (self.methods,) if isinstance(self.methods, str) else tuple(self.methods)
-        methods = tuple(m.upper() for m in methods)
+        allowed = [*ALL_METHODS, "*"]
+        raw = (self.methods,) if isinstance(self.methods, str) else self.methods
+        if not isinstance(raw, tuple | list) or not raw:
+            raise ValueError(f"rule.methods must name at least one of {allowed}, got {raw!r}")
+        if not all(isinstance(m, str) for m in raw):
+            raise ValueError(f"rule.methods must be names from {allowed}, got {raw!r}")
+        methods = tuple(m.upper() for m in raw)
         for method in methods:
-            if method != "*" and method not in ALL_METHODS:
-                raise ValueError(f"rule.methods: unknown method {method!r}")
+            if method not in allowed:
+                raise ValueError(f"rule.methods: {method!r} is not one of {allowed}")
         object.__setattr__(self, "methods", methods)
         object.__setattr__(self, "requests", _window("requests", self.requests, low=1))
         if self.offsets is not None:
@@ -109,31 +123,28 @@ class Rule:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Rule":
-        """Build a rule from plan-file data; errors name the bad key."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"a rule must be an object, got {type(data).__name__}")
-        unknown = set(data) - _RULE_KEYS
-        if unknown:
-            raise ValueError(f"rule: unknown keys {sorted(unknown)} (known: {sorted(_RULE_KEYS)})")
-        name = data.get("fault")
-        if name not in FAULTS:
-            raise ValueError(f"rule.fault: unknown fault {name!r} (known: {sorted(FAULTS)})")
-        params = data.get("params") or {}
-        if not isinstance(params, Mapping):
-            raise ValueError(f"rule.params must be an object, got {type(params).__name__}")
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "rule") -> "Rule":
+        """Build a rule from plan-file data; ``ValueError`` naming ``where`` and the field."""
+        data = normalise_rule(data)
+        check_rule(data, where=where)
+        name = data["fault"]
         try:
-            fault = FAULTS[name](**params)
-        except TypeError as exc:
-            raise ValueError(f"rule.params for {name}: {exc}") from None
-        kwargs: dict[str, Any] = {k: data[k] for k in ("id", "blob", "probability") if k in data}
-        if "methods" in data:
-            kwargs["methods"] = data["methods"]
-        if "requests" in data:
-            kwargs["requests"] = _pair("requests", data["requests"])
-        if data.get("offsets") is not None:
-            kwargs["offsets"] = _pair("offsets", data["offsets"])
-        return cls(fault=fault, **kwargs)
+            fault = FAULTS[name](**data.get("params", {}))
+            kwargs: dict[str, Any] = {
+                k: data[k] for k in ("id", "blob", "probability") if k in data
+            }
+            if "methods" in data:
+                kwargs["methods"] = tuple(data["methods"])
+            if "requests" in data:
+                kwargs["requests"] = tuple(data["requests"])
+            if data.get("offsets") is not None:
+                kwargs["offsets"] = tuple(data["offsets"])
+            return cls(fault=fault, **kwargs)
+        except ValueError as exc:
+            message = str(exc)
+            if message.startswith("rule."):
+                raise ValueError(where + message.removeprefix("rule")) from None
+            raise ValueError(f"{where}.params: {message}") from None
 
 
 @dataclass(frozen=True)
@@ -187,22 +198,16 @@ class FaultPlan:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "FaultPlan":
-        """Build a plan from data; errors name the rule index and key at fault."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"a fault plan must be an object, got {type(data).__name__}")
-        unknown = set(data) - {"rules"}
-        if unknown:
-            raise ValueError(f"plan: unknown keys {sorted(unknown)} (known: ['rules'])")
-        raw = data.get("rules", [])
-        if not isinstance(raw, list):
-            raise ValueError("plan.rules must be a list")
-        rules = []
-        for index, item in enumerate(raw):
-            try:
-                rules.append(Rule.from_dict(item))
-            except ValueError as exc:
-                raise ValueError(f"plan.rules[{index}]: {exc}") from None
-        return cls(rules=tuple(rules))
+        """Build a plan from data; errors name the rule index and the field at fault."""
+        check_plan(data)
+        rules = [
+            Rule.from_dict(item, where=f"plan.rules[{index}]")
+            for index, item in enumerate(data.get("rules", []))
+        ]
+        try:
+            return cls(rules=tuple(rules))
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
 
 
 def loads_plan(text: str, *, yaml: bool = False) -> FaultPlan:
@@ -215,9 +220,9 @@ def loads_plan(text: str, *, yaml: bool = False) -> FaultPlan:
         data = pyyaml.safe_load(text)
     else:
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"fault plan is not valid JSON: {exc}") from None
+            data = loads_json(text)
+        except ValueError as exc:
+            raise ValueError(f"fault plan is {exc}") from None
     return FaultPlan.from_dict(data)
 
 
@@ -234,14 +239,10 @@ def load_plan(path: str | Path) -> FaultPlan:
         raise ValueError(f"{path}: {exc}") from None
 
 
-def _pair(name: str, value: Any) -> tuple[Any, Any]:
+def _window(name: str, value: Any, *, low: int) -> tuple[int, int | None]:
     if not isinstance(value, list | tuple) or len(value) != 2:
         raise ValueError(f"rule.{name} must be a pair [first, last], got {value!r}")
-    return (value[0], value[1])
-
-
-def _window(name: str, value: Any, *, low: int) -> tuple[int, int | None]:
-    first, last = _pair(name, value)
+    first, last = value
     if isinstance(first, bool) or not isinstance(first, int) or first < low:
         raise ValueError(f"rule.{name}[0] must be an integer >= {low}, got {first!r}")
     if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < first):

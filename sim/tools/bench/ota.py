@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from agent.download import DownloadPolicy
 from agent.engine import AgentConfig
+from agent.hosts import LOOPBACK_HOSTS
 from sim.cloud.blobserver import BlobServer
 from sim.cloud.twin import publish_ota
 from sim.device import SimDevice, applied
@@ -43,7 +44,9 @@ async def ota_once(size: int, cuts: int, checkpoint: int, seed: int) -> OtaRun:
     """One OTA of ``size`` bytes with ``cuts`` power cuts spread over the download."""
     image = random.Random(seed).randbytes(size)
     config = AgentConfig(
-        allow_http_loopback=True, download=DownloadPolicy(checkpoint_bytes=checkpoint)
+        allow_http_loopback=True,
+        storage_hosts=LOOPBACK_HOSTS,
+        download=DownloadPolicy(checkpoint_bytes=checkpoint),
     )
     device = SimDevice(seed=seed, config=config)
     cutter = device.aim_cuts() if cuts else None
