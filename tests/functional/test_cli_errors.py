@@ -33,7 +33,7 @@ def test_demo_help_says_the_minimum_image_size_and_the_default():
     [
         (
             ("sim", "serprog", "--image", "/nonexistent/chip.bin", "--listen", "127.0.0.1:0"),
-            "/nonexistent/chip.bin: no such file or folder",
+            "folder '/nonexistent' does not exist",
         ),
         (("sim", "replay", "/nonexistent/finding.json"), "/nonexistent/finding.json: no such file"),
         (("sim", "fuzz", "--mutant", "nope"), "invalid choice: 'nope'"),
