@@ -54,4 +54,4 @@ def test_bad_input_is_one_line_with_status_2(argv, says):
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert says in lines[-1], lines
-    assert len([line for line in lines if "error" in line]) == 1
+    assert len(lines) <= 2  # argparse's usage line may come first
