@@ -1,4 +1,8 @@
-"""Project-wide pytest wiring: hypothesis profiles and the bench-rig option.
+"""Project-wide pytest wiring that is this repository's alone: hypothesis profiles.
+
+Options, markers and fixtures come from the ``ota_hil`` plugin (``hil/pytest_plugin.py``),
+which pytest loads from the installed package's ``pytest11`` entry point, as it does for
+any project using the harness.
 
 Profiles (``--hypothesis-profile`` or ``HYPOTHESIS_PROFILE``):
 ``ci`` (the default under ``CI``): deterministic, derandomized, few examples;
@@ -9,6 +13,8 @@ Profiles (``--hypothesis-profile`` or ``HYPOTHESIS_PROFILE``):
 import os
 
 from hypothesis import HealthCheck, Phase, settings
+
+pytest_plugins = ["pytester"]  # the ota_hil plugin's own tests run pytest on small files
 
 settings.register_profile(
     "ci",
@@ -28,16 +34,3 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
-
-
-def pytest_addoption(parser):
-    group = parser.getgroup("hil", "bench rig")
-    group.addoption(
-        "--rig",
-        action="store",
-        default=os.environ.get("OTA_HIL_RIG"),
-        metavar="FILE",
-        help="rig file describing the bench (FTDI URL, SPI, GPIO roles); "
-        "also OTA_HIL_RIG. Example: fixtures/rigs/ft232h-example.toml; "
-        "fixtures/rigs/virtual.toml runs the bench code path on a virtual FT232H",
-    )

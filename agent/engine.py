@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import random
@@ -49,6 +50,7 @@ from agent.instruction import (
     parse_instruction,
     storage_hosts_entries,
 )
+from agent.protocol import Board
 from agent.record import Job, Record, RecordError, State, load_record
 from agent.report import ErrorText, Report, Status, percent, to_reported
 from agent.staging import (
@@ -151,6 +153,23 @@ class Agent:
         self._progress_sent = -1
         self._outbox: asyncio.Queue[Report] = asyncio.Queue()
         self._downloader: Downloader | None = None
+
+    @classmethod
+    def from_board(cls, board: Board) -> Agent:
+        """This agent (or a subclass) behind the :mod:`agent.protocol` seam: an
+        :data:`~agent.protocol.AgentFactory`. It drives the board's SPI port through
+        :class:`agent.flash.SpiFlash` (probed at boot, so a chip that does not answer is
+        reported and retried), or takes the board's ``flash`` when it has one."""
+        return cls(
+            flash=board.flash,
+            open_flash=functools.partial(SpiFlash, board.spi, board.clock),
+            twin=board.twin,
+            target=board.target,
+            clock=board.clock,
+            config=board.config,
+            rng=board.rng,
+            session_factory=board.session_factory,
+        )
 
     # -- boot ---------------------------------------------------------------------
 

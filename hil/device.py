@@ -15,13 +15,14 @@ model's power, so the shared OTA tests run one code path on both sides.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from agent.clock import Clock
 from agent.download import DownloadStats
 from agent.engine import Agent, AgentConfig
+from agent.protocol import AgentFactory, OtaAgent
 from agent.spi import SpiPort
 from sim.clock import VirtualClock
 from sim.device import Power, Predicate, RunResult, SimDevice
@@ -149,7 +150,7 @@ class BenchDevice:
         off_time_s: float = DEFAULT_OFF_TIME_S,
         seed: int = 0,
         model: Any = None,
-        agent_factory: Callable[..., Agent] = Agent,
+        agent_factory: AgentFactory = Agent.from_board,
     ) -> None:
         """``supply`` is the flash's power (the rig's switch, or the model itself), held
         off ``off_time_s`` at each cut (the rig's ``[power] off_time_s``); ``model`` is the
@@ -172,7 +173,7 @@ class BenchDevice:
         )
         self.twin = self._device.twin
         self.config = config
-        self.agents: list[Agent] = []
+        self.agents: list[OtaAgent] = []
 
     @property
     def boots(self) -> int:
@@ -185,7 +186,7 @@ class BenchDevice:
     @property
     def downloads(self) -> list[DownloadStats]:
         """Every download attempt of every boot, oldest first."""
-        return [stats for agent in self.agents for stats in agent.downloads]
+        return [s for agent in self.agents for s in getattr(agent, "downloads", ())]
 
     async def run_until(
         self, predicate: Predicate, *, max_boots: int = 20, budget_s: float = 6 * 3600.0

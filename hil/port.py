@@ -15,6 +15,7 @@ from typing import Any
 from pyftdi.spi import SpiController
 
 from agent.clock import Clock, MonotonicClock
+from agent.ftdi import open_controller
 from agent.spi import SpiPort
 
 from .rig import GpioRole, Rig
@@ -76,16 +77,6 @@ class Bench:
     device: Any = None  # the virtual FT232H, likewise
 
 
-def _initial_levels(rig: Rig) -> tuple[int, int]:
-    """GPIO directions and levels at open: supply on, WP# and HOLD# inactive (high)."""
-    direction = levels = 0
-    for role, active in ((rig.power, True), (rig.wp, False), (rig.hold, False)):
-        if role is not None:
-            direction |= role.mask
-            levels |= role.level(active)
-    return direction, levels
-
-
 def _model_chip(rig: Rig) -> tuple[Any, Any]:
     from sim.chip.w25q128 import W25Q128
     from sim.clock import VirtualClock  # only a virtual rig needs the simulator
@@ -114,18 +105,8 @@ def open_bench(rig: Rig, *, chip_factory: ChipFactory | None = None) -> Iterator
             )
             device = VirtualFt232h(FlashWiring(chip, model_clock, pins))
             stack.enter_context(plugged(device))
-        direction, levels = _initial_levels(rig)
-        controller = SpiController(cs_count=rig.cs_count)
-        controller.configure(
-            rig.url, frequency=rig.frequency_hz, direction=direction, initial=levels
-        )
+        controller, port = open_controller(rig)
         stack.callback(controller.close)
-        if direction:
-            # pyftdi ORs its own copy of the low GPIO byte into every /CS and SCK
-            # update and only learns it from write_gpio(): without this write the
-            # first exchange would drive the supply, WP# and HOLD# low.
-            controller.write_gpio(levels)
-        port = controller.get_port(rig.cs, freq=rig.frequency_hz, mode=rig.mode)
         power = PowerSwitch(controller, rig.power, clock, rig) if rig.power else None
         if power is not None:
             clock.sleep(rig.settle_time_s)

@@ -24,9 +24,9 @@ COMMANDS: dict[str, Command] = {
     ),
     "blobserver": Command("sim.cloud.blobserver.cli", "run the fault-injecting Azure Blob server"),
     "bench": Command("sim.tools.bench", "benchmarks: flash, blob, ota, sweep"),
-    "fuzz": Command("sim.explore.fuzz", "explore power-loss points and network faults"),
+    "fuzz": Command("sim.tools.fuzz", "explore power-loss points and random cuts (--mutant NAME)"),
     "replay": Command(
-        "sim.explore.fuzz", "replay a failing scenario from its JSON", entry="replay_main"
+        "sim.tools.replay", "replay a fuzz finding: the trace around each cut, --trace out.vcd"
     ),
     "ota": Command(
         "deploy.ota", "alias of python -m deploy ota: upload, read-only SAS, IoT Hub configuration"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import random
 import time
 from collections.abc import Callable
@@ -20,8 +19,8 @@ from typing import Any, Protocol, cast
 
 from agent.engine import Agent, AgentConfig
 from agent.errors import PowerLoss
-from agent.flash import SpiFlash
 from agent.hosts import LOOPBACK_HOSTS
+from agent.protocol import AgentFactory, Board, OtaAgent
 from agent.spi import SpiPort
 from agent.twin import Twin
 from sim.chip.w25q128 import W25Q128
@@ -117,11 +116,15 @@ class SimDevice:
         chip: W25Q128 | None = None,
         twin: ObservedTwin | None = None,
         target: SimMcuTarget | None = None,
-        agent_factory: Callable[..., Agent] = Agent,
+        agent_factory: AgentFactory = Agent.from_board,
         port: SpiPort | None = None,
         power: Power | None = None,
     ) -> None:
-        """With ``port`` and ``power`` (a bench's flash and supply) no model is built."""
+        """With ``port`` and ``power`` (a bench's flash and supply) no model is built.
+
+        ``agent_factory`` builds each boot's agent from its :class:`agent.protocol.Board`:
+        this project's agent by default, any :class:`agent.protocol.OtaAgent` otherwise.
+        """
         if (port is None) != (power is None):
             raise ValueError("port and power go together: give both or neither")
         self.clock = clock or (chip.clock if chip is not None else VirtualClock())
@@ -139,25 +142,29 @@ class SimDevice:
         self.config = config or AgentConfig(allow_http_loopback=True, storage_hosts=LOOPBACK_HOSTS)
         self.agent_factory = agent_factory
         self.rng = random.Random(f"device:{seed}")
-        self.agent: Agent | None = None
-        self.agents: list[Agent] = []  # every boot's agent, oldest first
+        self.agent: OtaAgent | None = None
+        self.agents: list[OtaAgent] = []  # every boot's agent, oldest first
         self.boots = 0
         self.cuts = 0
         self._task: asyncio.Task[None] | None = None
 
-    def new_agent(self) -> Agent:
+    def board(self) -> Board:
+        """What the next boot's agent is given: this device's port, clock, twin, MCU."""
+        return Board(
+            spi=self.port,
+            clock=self.clock,
+            twin=self.twin,
+            target=self.target,
+            config=self.config,
+            rng=random.Random(self.rng.getrandbits(64)),
+        )
+
+    def new_agent(self) -> OtaAgent:
         """Power the chip if it is off and build a fresh agent (a boot)."""
         if not self.power.powered:
             self.power.power_on()
         self.boots += 1
-        agent = self.agent_factory(
-            open_flash=functools.partial(SpiFlash, self.port, self.clock),
-            twin=self.twin,
-            target=self.target,
-            clock=self.clock,
-            config=self.config,
-            rng=random.Random(self.rng.getrandbits(64)),
-        )
+        agent = self.agent_factory(self.board())
         self.agent = agent
         self.agents.append(agent)
         return agent
@@ -172,7 +179,11 @@ class SimDevice:
 
     def wire_bytes(self) -> int:
         """Response body bytes every boot's agent read off its sockets."""
-        return sum(stats.wire_bytes for agent in self.agents for stats in agent.downloads)
+        return sum(
+            stats.wire_bytes
+            for agent in self.agents
+            for stats in getattr(agent, "downloads", ())  # this project's agent counts them
+        )
 
     def power_cycle(self) -> None:
         """Cut the power now, wherever the agent is; :meth:`run_until` boots it again."""

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.engine import Agent
+from agent.protocol import AgentFactory
 from agent.w25q128jv import STATE_CHANGING, WRITE_STATUS, Op
 from sim.chip.w25q128 import W25Q128, ChipSnapshot
 from sim.cloud.blobserver import BlobServer
@@ -148,7 +148,7 @@ async def record_clean(
     scenario: Scenario,
     stage: Stage,
     chip: W25Q128,
-    agent_factory: Callable[..., Agent] | None = None,
+    agent_factory: AgentFactory | None = None,
 ) -> CleanRun:
     """Run ``scenario`` without cuts, snapshotting before every state-changing op."""
     holder: dict[str, _Recorder] = {}
@@ -190,7 +190,7 @@ class Explorer:
         scenario: Scenario,
         server: BlobServer,
         *,
-        agent_factory: Callable[..., Agent] | None = None,
+        agent_factory: AgentFactory | None = None,
     ) -> None:
         if scenario.fault_plan.get("rules") or scenario.late_upload_at_request:
             raise ValueError("the systematic explorers take scenarios without network faults")

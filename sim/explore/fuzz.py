@@ -17,10 +17,10 @@ import dataclasses
 import random
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agent.protocol import AgentFactory
 from sim.cloud.blobserver import BlobServer
 from sim.explore.explorers import SCHEDULES, Explorer, Finding
 from sim.explore.invariants import check_all
@@ -49,7 +49,7 @@ class _Bar:
             self.stream.write("\r\x1b[K")
 
 
-def _mutant(name: str | None) -> Callable[..., Any] | None:
+def _mutant(name: str | None) -> AgentFactory | None:
     if name is None:
         return None
     if name not in MUTANTS:

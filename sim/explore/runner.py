@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import random
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from typing import Any
 
 from agent.engine import Agent
 from agent.errors import PowerLoss
+from agent.protocol import AgentFactory, Board, OtaAgent
 from agent.staging import CURRENT_PATH
 from agent.storage import Storage, StorageError
 from agent.twin import merge_patch
@@ -54,12 +56,12 @@ from sim.explore.wire import Wire
 from sim.mcu import InstallRecord, SimMcuTarget
 from sim.ports.aimed_cut import AimedCut, AimedCutPort
 from sim.ports.memory import MemoryFlash
+from sim.ports.memory_spi import MemorySpiPort
 from sim.ports.model import SimSpiPort
 
 WALL_LIMIT_S = 120.0  # a run that takes longer than this in real time has hung
 SETTLED = ("applied", "error", "invalid")
 
-AgentFactory = Callable[..., Agent]
 PortWrap = Callable[[Any, Any], Any]
 
 
@@ -110,7 +112,9 @@ async def run_scenario(
                 trace=trace,
                 wrap_port=wrap_port,
             )
-    run = Run(scenario, stage, agent_factory or Agent, start=start, chip=chip, trace=trace)
+    run = Run(
+        scenario, stage, agent_factory or Agent.from_board, start=start, chip=chip, trace=trace
+    )
     if wrap_port is not None:
         run.port_wrapper = lambda port: wrap_port(run, port)
     return await asyncio.wait_for(run.play(), WALL_LIMIT_S)
@@ -240,10 +244,12 @@ class Run:
             self.memory = MemoryFlash(b"".join(chip.snapshot().sectors))
         self.wire.requests = [dict(r) for r in start.requests] if start else []
 
-    def _agent(self, **kwargs: Any) -> Agent:
+    def _agent(self, board: Board) -> OtaAgent:
         if self.memory is not None:
-            kwargs["flash"] = self.memory
-        return self.agent_factory(session_factory=self.wire.session_factory, **kwargs)
+            board = dataclasses.replace(board, flash=self.memory, spi=MemorySpiPort(self.memory))
+        return self.agent_factory(
+            dataclasses.replace(board, session_factory=self.wire.session_factory)
+        )
 
     # -- 3. watch --------------------------------------------------------------------------
 

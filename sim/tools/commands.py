@@ -37,7 +37,8 @@ def dispatch(synopsis: str, commands: Mapping[str, Command], argv: Sequence[str]
     """Run the command ``argv[0]`` names with the rest of ``argv``; return its exit status.
 
     No command or ``-h``/``--help`` prints the usage (status 2 and 0); an unknown
-    command prints it to stderr after naming the command (status 2).
+    command prints it to stderr after naming the command (status 2). A missing file or
+    folder, a bad rig file or an absent FTDI adapter is one line (:mod:`sim.tools.cli`).
     """
     if not argv or argv[0] in ("-h", "--help"):
         print(usage(synopsis, commands))
@@ -48,4 +49,7 @@ def dispatch(synopsis: str, commands: Mapping[str, Command], argv: Sequence[str]
         return 2
     command = commands[name]
     module = importlib.import_module(command.module)
-    return int(getattr(module, command.entry)(rest))
+    from sim.tools.cli import run_cli  # a person's mistakes as one line, status 2
+
+    program = synopsis.removeprefix("usage: ").split(" COMMAND", 1)[0]
+    return int(run_cli(getattr(module, command.entry), rest, prog=f"{program} {name}"))

@@ -18,10 +18,8 @@ import base64
 import hashlib
 import logging
 import random
-import sys
 import time
 from dataclasses import dataclass
-from typing import TextIO
 
 from agent.download import DownloadPolicy
 from agent.engine import AgentConfig
@@ -31,8 +29,12 @@ from sim.cloud.faults.plan import FaultPlan
 from sim.cloud.twin import publish_ota
 from sim.device import SimDevice, applied, reported_status
 from sim.ports.aimed_cut import AimedCut
+from sim.tools.console import EventConsole
 
 CONTAINER, BLOB = "ota", "mcu.bin"  # one name for every version, as the original's ota.py
+# the scripted faults land at fixed byte counts: a connection reset after 300000 bytes, a
+# body cut short at 700000 and the re-upload within them; a smaller image ends first
+MIN_IMAGE_SIZE = 800_000
 
 
 @dataclass(frozen=True)
@@ -92,35 +94,7 @@ class Scenario:
         )
 
 
-class _Console:
-    """Prints events as they happen, and a progress bar when a terminal is attached."""
-
-    def __init__(self, stream: TextIO = sys.stdout) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self._bar = False
-        self._last_pct = -1
-
-    def event(self, t: float, text: str) -> None:
-        if self._bar:
-            self.stream.write("\r\x1b[K")
-            self._bar = False
-        self.stream.write(f"[{t:9.3f} s] {text}\n")
-        self.stream.flush()
-
-    def progress(self, done: int, total: int) -> None:
-        pct = done * 100 // total
-        if not self.tty or pct == self._last_pct:
-            return
-        self._last_pct = pct
-        filled = pct * 30 // 100
-        bar = "#" * filled + "." * (30 - filled)
-        self.stream.write(f"\r  [{bar}] {pct:3d}%  {done // 1024} / {total // 1024} KiB")
-        self.stream.flush()
-        self._bar = True
-
-
-async def run(scenario: Scenario, console: _Console) -> int:
+async def run(scenario: Scenario, console: EventConsole) -> int:
     image = random.Random(scenario.seed).randbytes(scenario.image_size)
     digest = hashlib.sha256(image).hexdigest()
     config = AgentConfig(
@@ -142,6 +116,7 @@ async def run(scenario: Scenario, console: _Console) -> int:
         console.event(0.0, "operator published extFwInfo version 1 to the twin")
 
         def on_boot(dev: SimDevice) -> None:
+            catch_up()  # the cut that caused this boot is told before the boot
             console.event(dev.clock.monotonic(), f"boot #{dev.boots}")
             if pending_cuts:
                 cut = pending_cuts.pop(0)
@@ -154,34 +129,36 @@ async def run(scenario: Scenario, console: _Console) -> int:
 
         seen_events = seen_reports = seen_cuts = 0
 
-        async def narrate() -> None:
+        def catch_up() -> None:
+            """Tell every cut, server event and report not told yet, in that order."""
             nonlocal seen_events, seen_reports, seen_cuts
-            while True:
-                now = device.clock.monotonic()
-                for cut, address in cutter.fired[seen_cuts:]:
+            now = device.clock.monotonic()
+            for cut, address in cutter.fired[seen_cuts:]:
+                console.event(now, f"POWER CUT inside {cut.op.replace('_', ' ')} at {address:#08x}")
+            seen_cuts = len(cutter.fired)
+            for ev in server.events[seen_events:]:
+                if ev.faults or ev.status not in (200, 206) or ev.outcome != "ok":
+                    faults = ", ".join(f.split(":")[0] for f in ev.faults) or "-"
                     console.event(
-                        now, f"POWER CUT inside {cut.op.replace('_', ' ')} at {address:#08x}"
+                        now,
+                        f"server: request {ev.request} range={ev.range or '-'} "
+                        f"status={ev.status} sent={ev.bytes_sent} "
+                        f"outcome={ev.outcome} fault={faults}",
                     )
-                seen_cuts = len(cutter.fired)
-                for ev in server.events[seen_events:]:
-                    if ev.faults or ev.status not in (200, 206) or ev.outcome != "ok":
-                        faults = ", ".join(f.split(":")[0] for f in ev.faults) or "-"
-                        console.event(
-                            now,
-                            f"server: request {ev.request} range={ev.range or '-'} "
-                            f"status={ev.status} sent={ev.bytes_sent} "
-                            f"outcome={ev.outcome} fault={faults}",
-                        )
-                seen_events = len(server.events)
-                for patch in device.twin.reported_log[seen_reports:]:
-                    info = reported_status(patch)
-                    if info.get("Status") == "downloading" and info.get("Downloaded"):
-                        console.progress(info["Downloaded"], len(image))
-                        if console.tty:
-                            continue
-                    shown = {k: v for k, v in info.items() if v not in (None, "None")}
-                    console.event(now, f"twin reported {shown}")
-                seen_reports = len(device.twin.reported_log)
+            seen_events = len(server.events)
+            for patch in device.twin.reported_log[seen_reports:]:
+                info = reported_status(patch)
+                if info.get("Status") == "downloading" and info.get("Downloaded"):
+                    console.progress(info["Downloaded"] // 1024, len(image) // 1024, "download")
+                    if console.tty:
+                        continue
+                shown = {k: v for k, v in info.items() if v not in (None, "None")}
+                console.event(now, f"twin reported {shown}")
+            seen_reports = len(device.twin.reported_log)
+
+        async def narrate() -> None:
+            while True:
+                catch_up()
                 await asyncio.sleep(0.005)
 
         narrator = asyncio.ensure_future(narrate())
@@ -191,14 +168,15 @@ async def run(scenario: Scenario, console: _Console) -> int:
         finally:
             await asyncio.sleep(0.02)
             narrator.cancel()
+            catch_up()
+            console.close()
         wall = time.perf_counter() - started
         sent = sum(ev.bytes_sent for ev in server.events)
     wire = device.wire_bytes()
 
     installed = bytes(device.target.image)
     verified = result.reached and hashlib.sha256(installed).hexdigest() == digest
-    print()
-    print("summary")
+    print("\nsummary")
     print(f"  outcome               {'applied version 1' if result.reached else 'NOT applied'}")
     print(f"  image verified        {'yes: MCU holds the exact image' if verified else 'NO'}")
     print(f"  bytes read by agent   {wire} ({wire / len(image):.2f} x the image size)")
@@ -210,13 +188,25 @@ async def run(scenario: Scenario, console: _Console) -> int:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sim demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--image-size", type=int, default=Scenario.image_size, help="bytes")
-    parser.add_argument("--seed", type=int, default=Scenario.seed)
+    parser = argparse.ArgumentParser(
+        prog="python -m sim demo",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=Scenario.image_size,
+        metavar="BYTES",
+        help=f"the image's size; at least {MIN_IMAGE_SIZE} for the scripted faults to land",
+    )
+    parser.add_argument("--seed", type=int, default=Scenario.seed, help="image and jitter seed")
     parser.add_argument("-v", "--verbose", action="store_true", help="log the agent's steps")
     args = parser.parse_args(argv)
-    if args.image_size < 800_000:
-        parser.error("--image-size must be at least 800000 bytes for the scripted faults to land")
+    if args.image_size < MIN_IMAGE_SIZE:
+        parser.error(
+            f"--image-size must be at least {MIN_IMAGE_SIZE} bytes for the scripted faults to land"
+        )
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     scenario = Scenario(image_size=args.image_size, seed=args.seed)
-    return asyncio.run(run(scenario, _Console()))
+    return asyncio.run(run(scenario, EventConsole(unit="KiB")))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import random
@@ -27,6 +28,7 @@ from agent.download import DownloadPolicy, DownloadStats
 from agent.engine import Agent, AgentConfig
 from agent.flash import SpiFlash
 from agent.hosts import LOOPBACK_HOSTS
+from agent.protocol import Board
 from agent.record import Record, load_record
 from agent.staging import CURRENT_PATH, RECORD_PATH, STAGED_PATH
 from agent.storage import Geometry, Storage
@@ -243,8 +245,8 @@ async def rig(
         yield Rig(server=server, device=dev, recorder=recorder)
 
 
-def _recording_agent(holder: dict[str, Recorder], **kwargs: Any) -> Agent:
-    return Agent(session_factory=holder["recorder"].session, **kwargs)
+def _recording_agent(holder: dict[str, Recorder], board: Board) -> Agent:
+    return Agent.from_board(dataclasses.replace(board, session_factory=holder["recorder"].session))
 
 
 def status_is(status: str, **fields: Any) -> Any:

@@ -24,6 +24,24 @@ from sim.tools.serprog import SerprogServer
 
 pytestmark = pytest.mark.sim
 
+
+@pytest.fixture
+def chip(w25q128):
+    """The plugin's fresh W25Q128 model (typical timing, seed 0, virtual clock)."""
+    return w25q128
+
+
+@pytest.fixture
+def clock(w25q128):
+    return w25q128.clock
+
+
+@pytest.fixture
+def port(w25q128_port):
+    """The chip behind pyftdi's ``SpiPort`` interface at 30 MHz SCK."""
+    return w25q128_port
+
+
 SIZE = 16 * 1024 * 1024
 REPO = Path(__file__).resolve().parents[2]
 FLASHROM_TIMEOUT_S = 600  # a hung flashrom must not hang the suite; nothing asserts on time

@@ -46,7 +46,8 @@ def test_diff_reports_a_model_of_another_part_as_different(rig):
     assert {d["what"] for d in result["differences"]} >= {"9Fh"}
 
 
-def test_power_cut_stops_every_exchange_until_restored(rig, requires_power_cut):
+@pytest.mark.needs_power_cut
+def test_power_cut_stops_every_exchange_until_restored(rig):
     """Issue 6: after the Nth program/erase the supply is cut; the port raises PowerLoss."""
     with open_bench(rig) as bench:
         port = BenchCutPort(
@@ -71,7 +72,8 @@ def test_power_cut_stops_every_exchange_until_restored(rig, requires_power_cut):
     assert supply_off and identity[:1] == b"\xef"
 
 
-def test_power_cut_during_program_leaves_the_chip_usable(rig, requires_power_cut):
+@pytest.mark.needs_power_cut
+def test_power_cut_during_program_leaves_the_chip_usable(rig):
     """Datasheet 9.1: after a cut and tPUW the chip accepts writes again."""
     with open_bench(rig) as bench:
         port = BenchCutPort(
@@ -95,10 +97,3 @@ def test_power_cut_during_program_leaves_the_chip_usable(rig, requires_power_cut
         nor.erase(base)
         nor.wait_idle(T_SE_S)
     assert back == b"ok"
-
-
-@pytest.fixture
-def requires_power_cut(rig):
-    reason = rig.lacks("power_cut")
-    if reason:
-        pytest.skip(reason)

@@ -11,7 +11,7 @@ agent, as :class:`sim.device.SimDevice` does in simulation.
 
 import hashlib
 import random
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -48,12 +48,6 @@ TORN_ERASE_DELAY_S = W25Q128JV_IQ.t_se_typ_s / 4
 
 def make_image(seed: int) -> bytes:
     return random.Random(f"ota-image:{seed}").randbytes(IMAGE_BYTES)
-
-
-@pytest.fixture
-async def blob_server() -> AsyncIterator[BlobServer]:
-    async with BlobServer(seed=0) as server:
-        yield server
 
 
 @pytest.fixture
@@ -207,13 +201,13 @@ class AddressSpy:
         self._port.set_frequency(frequency)
 
 
+@pytest.mark.needs_power_cut
 async def test_cut_after_nth_program_erase_resumes_and_applies(
-    flash_target, make_device, blob_server, requires_capability
+    flash_target, make_device, blob_server
 ):
     """Issue 6, "Power cuts on the bench": the supply is cut after the Nth program/erase
     command; the next boot resumes from what was committed (issue 4: a cut costs at most
     one checkpoint interval of download) and the MCU ends with the exact image."""
-    requires_capability("power_cut")
     image = make_image(3)
     device = make_device(cuts=[BenchCut(after_op=CUT_MID_DOWNLOAD)])
     offer(device, blob_server, 1, image)
@@ -228,13 +222,13 @@ async def test_cut_after_nth_program_erase_resumes_and_applies(
     assert sha256(device.target.image) == sha256(image)
 
 
+@pytest.mark.needs_power_cut
 async def test_torn_cut_inside_an_operation_resumes_and_applies(
-    flash_target, flash_supply, make_device, blob_server, requires_capability
+    flash_target, flash_supply, make_device, blob_server
 ):
     """Issue 6: the supply is cut ``delay_s`` into the Nth program/erase, so the chip tears
     it (datasheet 9.1: data under a write in progress at power-down is undefined); littlefs
     and the agent recover and the MCU ends with the exact image."""
-    requires_capability("power_cut")
     image = make_image(4)
     supply = BusyAtCut(flash_supply, flash_target.chip)
     device = make_device(
@@ -251,13 +245,13 @@ async def test_torn_cut_inside_an_operation_resumes_and_applies(
     assert sha256(device.target.image) == sha256(image)
 
 
+@pytest.mark.needs_power_cut
 async def test_cut_inside_a_sector_erase_resumes_and_applies(
-    flash_target, flash_supply, make_device, blob_server, requires_capability
+    flash_target, flash_supply, make_device, blob_server
 ):
     """Datasheet 9.1 and 8.2.17: a sector erase cut part-way leaves its sector neither
     old nor erased; littlefs must not trust it (it erases again before it programs) and
     the agent resumes within one checkpoint and applies the exact image."""
-    requires_capability("power_cut")
     image = make_image(5)
     supply = BusyAtCut(flash_supply, flash_target.chip)
     plan = BenchCut(after_op=ERASE_MID_DOWNLOAD, delay_s=TORN_ERASE_DELAY_S, opcodes=SECTOR_ERASES)
@@ -275,13 +269,13 @@ async def test_cut_inside_a_sector_erase_resumes_and_applies(
     assert sha256(device.target.image) == sha256(image)
 
 
+@pytest.mark.needs_power_cut
 async def test_a_cut_in_each_of_three_boots_costs_at_most_a_checkpoint_each(
-    flash_target, make_device, blob_server, requires_capability
+    flash_target, make_device, blob_server
 ):
     """Issue 4 (resume) on the bench: a cut in each of three boots in a row, after a
     program, torn inside a program and torn inside an erase; every boot resumes from what
     the last one committed, so at most three checkpoint intervals are downloaded twice."""
-    requires_capability("power_cut")
     image = make_image(6)
     cuts = [
         BenchCut(after_op=CUT_MID_DOWNLOAD),

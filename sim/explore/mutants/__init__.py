@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.engine import Agent
+from agent.protocol import AgentFactory
 from sim.explore.mutants import agents as m
 from sim.explore.mutants.kills import Kill, kill_for
 
@@ -37,15 +38,15 @@ class Mutant:
 
     name: str
     bug: str
-    factory: Callable[[], Callable[..., Agent]]
+    factory: Callable[[], AgentFactory]
     kill: Kill
 
 
-def _fixed(cls: type[Agent]) -> Callable[[], Callable[..., Agent]]:
-    return lambda: cls
+def _fixed(cls: type[Agent]) -> Callable[[], AgentFactory]:
+    return lambda: cls.from_board
 
 
-_FACTORIES: dict[str, Callable[[], Callable[..., Agent]]] = {
+_FACTORIES: dict[str, Callable[[], AgentFactory]] = {
     "no_sync": _fixed(m.staging_mutant("NoSyncAgent", m.NoSyncStaging)),
     "no_etag": _fixed(m.staging_mutant("NoEtagAgent", m.NoEtagStaging)),
     "record_outside": m.record_outside_factory,

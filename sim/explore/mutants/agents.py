@@ -9,7 +9,6 @@ exactly one method of the class it breaks.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -17,6 +16,7 @@ import aiohttp
 from agent.download import Downloader, DownloadStats, Staging, _Plan
 from agent.engine import Agent, Outcome
 from agent.instruction import Instruction
+from agent.protocol import AgentFactory
 from agent.record import Job, Record, State
 from agent.report import Report, Status
 from agent.staging import CURRENT_PATH, ImageStaging, Journal
@@ -223,7 +223,7 @@ class _DictJournal(Journal):
         self._record = record
 
 
-def record_outside_factory() -> Callable[..., Agent]:
+def record_outside_factory() -> AgentFactory:
     """Weakness 7: the record lives outside littlefs and is written before the flash
     change it describes (a new job is recorded, then the old partial image removed)."""
     store: dict[str, Record] = {}
@@ -250,4 +250,4 @@ def record_outside_factory() -> Callable[..., Agent]:
             )
             return await super()._begin(instruction)
 
-    return RecordOutsideAgent
+    return RecordOutsideAgent.from_board

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.engine import Agent
+from agent.protocol import AgentFactory
 from sim.cloud.blobserver import BlobServer
 from sim.explore.explorers import Explorer
 from sim.explore.invariants import Violation, check_all
@@ -123,9 +123,7 @@ def kill_for(name: str) -> Kill:
     return KILLS[name]
 
 
-async def execute(
-    kill: Kill, factory: Callable[[], Callable[..., Agent]] | None
-) -> list[Violation]:
+async def execute(kill: Kill, factory: Callable[[], AgentFactory] | None) -> list[Violation]:
     """Run ``kill`` with agents from ``factory`` (None: the correct agent); the violations
     of the first run that breaks an invariant, or [] when every run passes."""
     if kill.explore is not None:

@@ -1,4 +1,4 @@
-"""The port fixture shared by simulation and the bench (issue 6).
+"""The pytest plugin's port fixtures, shared by simulation and the bench (issue 6).
 
 ``flash_port`` / ``flash_clock`` are parametrised over ``sim`` (a fresh W25Q128 model
 behind :class:`sim.ports.model.SimSpiPort`, on a virtual clock) and ``hil`` (the rig's own
@@ -11,9 +11,11 @@ tests put littlefs in ``ota_geometry``, likewise inside the test region and rest
 and cut power through ``flash_supply`` (the model's power, or the rig's supply GPIO).
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,20 +23,16 @@ from agent.clock import Clock
 from agent.flash import SpiFlash
 from agent.spi import SpiPort
 from agent.storage import Geometry
-from hil.port import Bench, open_bench
+from agent.w25q128jv import PAGE, SECTOR
 from hil.raw import T_BE64_S, RawNor
 from hil.rig import Rig
 
-NO_RIG = (
-    "no bench rig configured: run with --rig fixtures/rigs/virtual.toml (the virtual "
-    "FT232H, no hardware) or a real rig file such as fixtures/rigs/ft232h-example.toml, "
-    "or set OTA_HIL_RIG"
-)
-SCRATCH_SIZE = 4 * 4096  # four sectors: enough for every shared test, quick to restore
+if TYPE_CHECKING:
+    from hil.port import Bench
+
+SCRATCH_SIZE = 4 * SECTOR  # four sectors: enough for every shared test, quick to restore
 SIM_REGION = (0xF00000, 0x1000000)  # the virtual rig's test_region, used in simulation too
 OTA_BLOCKS = 64  # 256 KiB of littlefs: two 64 KiB images, metadata and the agent's reserve
-SECTOR = 4096  # the W25Q128JV's smallest erase (20h, datasheet 8.2.17) and littlefs's block
-PAGE = 256  # Page Program's unit (02h, datasheet 8.2.13)
 
 
 @dataclass(frozen=True)
@@ -57,29 +55,6 @@ class FlashTarget:
     chip: Any = None
 
 
-def _skip_no_rig() -> None:
-    pytest.skip(NO_RIG)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """Report every no-rig skip at one place, so ``-ra`` folds them into one line."""
-    outcome = yield
-    report = outcome.get_result()
-    longrepr = report.longrepr
-    if report.skipped and isinstance(longrepr, tuple) and longrepr[2].endswith(NO_RIG):
-        report.longrepr = (__file__, _skip_no_rig.__code__.co_firstlineno + 1, longrepr[2])
-
-
-@pytest.fixture(scope="session")
-def rig(request) -> Rig:
-    """The rig file named by --rig (or OTA_HIL_RIG); skips when there is none."""
-    path = request.config.getoption("--rig")
-    if not path:
-        _skip_no_rig()
-    return Rig.load(path)
-
-
 def _sim_target() -> Iterator[FlashTarget]:
     from sim.chip.w25q128 import W25Q128
     from sim.clock import VirtualClock
@@ -91,6 +66,8 @@ def _sim_target() -> Iterator[FlashTarget]:
 
 
 def _hil_target(rig: Rig) -> Iterator[FlashTarget]:
+    from hil.port import open_bench  # pyftdi: only when a bench test runs
+
     with open_bench(rig) as bench:
         yield FlashTarget("hil", bench.port, bench.clock, rig, bench, bench.chip)
 
@@ -98,7 +75,8 @@ def _hil_target(rig: Rig) -> Iterator[FlashTarget]:
 @pytest.fixture(
     params=[pytest.param("sim", marks=pytest.mark.sim), pytest.param("hil", marks=pytest.mark.hil)]
 )
-def flash_target(request) -> Iterator[FlashTarget]:
+def flash_target(request: pytest.FixtureRequest) -> Iterator[FlashTarget]:
+    """One variant per param: the W25Q128 model (``sim``) or the rig (``hil``)."""
     if request.param == "sim":
         yield from _sim_target()
     else:
@@ -129,12 +107,12 @@ def flash_scratch(flash_target: FlashTarget) -> Iterator[Scratch]:
     yield Scratch(base, SCRATCH_SIZE)
     nor.reset()  # leave no suspend or write enable behind (datasheet 8.2.43)
     nor.wait_idle(T_BE64_S)
-    for offset in range(0, SCRATCH_SIZE, 4096):
+    for offset in range(0, SCRATCH_SIZE, SECTOR):
         nor.erase(base + offset)
         nor.wait_idle(T_BE64_S)
-    for offset in range(0, SCRATCH_SIZE, 256):
-        page = saved[offset : offset + 256]
-        if page != b"\xff" * 256:
+    for offset in range(0, SCRATCH_SIZE, PAGE):
+        page = saved[offset : offset + PAGE]
+        if page != b"\xff" * PAGE:
             nor.program(base + offset, page)
             nor.wait_idle(T_BE64_S)
     if nor.read(base, SCRATCH_SIZE) != saved:
@@ -143,7 +121,8 @@ def flash_scratch(flash_target: FlashTarget) -> Iterator[Scratch]:
 
 @pytest.fixture
 def requires_capability(flash_target: FlashTarget) -> Callable[[str], None]:
-    """Call with a capability name; skips the bench variant if the rig lacks it."""
+    """Call with a capability name; skips the bench variant if the rig lacks it (the
+    ``needs_<capability>`` markers do the same at collection, which is preferred)."""
 
     def check(capability: str) -> None:
         if flash_target.rig is not None:
@@ -172,7 +151,7 @@ class NoSupply:
 @pytest.fixture
 def flash_supply(flash_target: FlashTarget) -> Any:
     """The flash's power: the model itself in simulation, the rig's supply switch on a
-    bench (tests that cut also call ``requires_capability("power_cut")``)."""
+    bench (tests that cut carry ``@pytest.mark.needs_power_cut``)."""
     if flash_target.rig is None:
         return flash_target.chip
     assert flash_target.bench is not None
