@@ -50,6 +50,7 @@ from agent.w25q128jv import (
 )
 from sim.chip import sfdp
 from sim.chip.array import ERASES, ArrayCommands
+from sim.chip.sectors import SectorArray
 from sim.chip.security import SecurityRegisters
 from sim.chip.state import ChipCounters, ChipCut, ChipSnapshot, Operation
 from sim.chip.status import QE_BIT, StatusRegisters
@@ -117,7 +118,6 @@ class W25Q128(ArrayCommands, StatusRegisters, SecurityRegisters):
         uid = random.Random(f"{seed}:uid").getrandbits(64).to_bytes(8, "big")
         self._store = NvStore(image, [0x00, QE_BIT if self.qe_fixed else 0x00, 0x60], uid)
         self._array = self._store.array
-        self._dirty = self._store.dirty
         self.sfdp = sfdp.build(self.table)
         self.counters = ChipCounters()
         self.wp = True  # the /WP pin: True = driven high (not asserted)
@@ -131,11 +131,10 @@ class W25Q128(ArrayCommands, StatusRegisters, SecurityRegisters):
     # ----- public surface ------------------------------------------------------------------
 
     @property
-    def array(self) -> bytearray:
-        """The 16 MiB contents, a backdoor for tests; writes through it are seen by the next
-        snapshot/restore (a reference kept across a snapshot is not tracked)."""
-        self._store.exposed = True
-        return self._array  # type: ignore[return-value]
+    def array(self) -> SectorArray:
+        """The 16 MiB contents, a backdoor for tests (reads and writes like a ``bytearray``;
+        no program or erase is counted); writes through it are seen by the next snapshot."""
+        return self._array
 
     @property
     def unique_id(self) -> bytes:

@@ -237,7 +237,7 @@ class Run:
         if self.port_wrapper is not None:
             self.device.port = self.port_wrapper(self.device.port)
         if start is not None and start.fast:
-            self.memory = MemoryFlash(b"".join(chip.snapshot().sectors))
+            self.memory = MemoryFlash.from_sectors(chip.snapshot().sectors)
         self.wire.requests = [dict(r) for r in start.requests] if start else []
 
     def _agent(self, **kwargs: Any) -> Agent:
@@ -385,13 +385,13 @@ class Run:
     def check_fs(self) -> FsCheck:
         """Mount without formatting and read back the files that predate the scenario."""
         if self.memory is not None:
-            flash: Any = MemoryFlash(self.memory.memory)
+            flash: Any = self.memory  # mounting and reading write nothing: no copy needed
         else:
             chip = self.chip
             if not chip.powered:
                 chip.power_on()
             chip.cancel_cut()
-            flash = MemoryFlash(b"".join(chip.snapshot().sectors))
+            flash = MemoryFlash.from_sectors(chip.snapshot().sectors)
         try:
             storage = Storage.mount(flash, format_blank=False)
         except (StorageError, PowerLoss) as exc:
