@@ -55,6 +55,7 @@ class ScenarioResult:
     rot_landed: int = 0  # flash bits flipped by ``Scenario.rot_bits``
     crash: str | None = None
     trace: list[str] = field(default_factory=list)
+    rejoined_at: int | None = None  # the clean run's op count where a cut run re-joined it
 
     def expected_outcome(self) -> str:
         """``applied`` (the final version) or ``invalid`` (a stale instruction last)."""

@@ -21,12 +21,14 @@ import base64
 import contextlib
 import hashlib
 import random
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from agent.engine import Agent
 from agent.errors import PowerLoss
+from agent.record import Record
 from agent.staging import CURRENT_PATH
 from agent.storage import Storage, StorageError
 from agent.twin import merge_patch
@@ -37,8 +39,18 @@ from sim.cloud.faults.plan import FaultPlan
 from sim.cloud.twin import InProcessTwin
 from sim.device import SIM_SPI_HZ, SimDevice, reported_status
 from sim.explore.flash_faults import rot_image_bits, stick_bits
+from sim.explore.rejoin import (
+    Checkpoint,
+    Rejoined,
+    RejoinPlan,
+    Site,
+    call_site,
+    check_rejoin,
+    checkpoint,
+    splice,
+)
 from sim.explore.result import FsCheck, ScenarioResult
-from sim.explore.scenario import BASE_VERSION, Cut, Scenario
+from sim.explore.scenario import BASE_VERSION, Cut, Scenario, sha256_hex
 from sim.explore.stage import (
     CONTAINER,
     SETTINGS,
@@ -89,6 +101,7 @@ async def run_scenario(
     chip: W25Q128 | None = None,
     trace: bool = False,
     wrap_port: PortWrap | None = None,
+    rejoin: RejoinPlan | None = None,
 ) -> ScenarioResult:
     """Play ``scenario`` and return its record for :mod:`sim.explore.invariants`.
 
@@ -97,7 +110,8 @@ async def run_scenario(
     one the run gets a fresh server. ``start`` continues from a chip state instead of the
     field state (the explorer); ``trace`` logs every SPI transaction and keeps the ones
     around each cut in :attr:`ScenarioResult.trace`; ``wrap_port(run, port)`` puts a port
-    in front of the chip's (the explorer's recorder).
+    in front of the chip's (the explorer's recorder). ``rejoin`` lets a continuation stop
+    where its state re-joins the clean run's (:mod:`sim.explore.rejoin`).
     """
     if stage is None:
         async with BlobServer(plan=scenario.plan(), seed=scenario.seed) as server:
@@ -109,8 +123,10 @@ async def run_scenario(
                 chip=chip,
                 trace=trace,
                 wrap_port=wrap_port,
+                rejoin=rejoin,
             )
     run = Run(scenario, stage, agent_factory or Agent, start=start, chip=chip, trace=trace)
+    run.rejoin = rejoin
     if wrap_port is not None:
         run.port_wrapper = lambda port: wrap_port(run, port)
     return await asyncio.wait_for(run.play(), WALL_LIMIT_S)
@@ -157,17 +173,25 @@ class Run:
         self.cuts_before = start.cuts_fired if start else 0
         self.first_event = 0
         self.sas = ""
+        self.t0 = 0.0
+        # the re-join shortcut (sim/explore/rejoin.py): a cut run's plan, a clean run's log
+        self.rejoin: RejoinPlan | None = None
+        self.checkpoints: list[Checkpoint] | None = None
+        self.op_count: Callable[[], int] = lambda: 0
 
     async def play(self) -> ScenarioResult:
         base = await self.stage_blobs()
         self.assemble(base)
         self.watch_wire()
         reached, crash = False, None
-        t0 = self.chip.clock.monotonic()
+        t0 = self.t0 = self.chip.clock.monotonic()
         try:
             reached = await self.run_to_final()
             if reached and (self.s.redeliver or self.s.stale):
                 reached = await self.follow_up()
+        except Rejoined as joined:
+            assert self.rejoin is not None
+            return splice(self, joined.checkpoint, self.rejoin.clean)
         except Exception as exc:  # an agent crash is a finding, not a harness failure
             crash = f"{type(exc).__name__}: {exc}"
         return self.check(reached, crash, t0)
@@ -243,7 +267,38 @@ class Run:
     def _agent(self, **kwargs: Any) -> Agent:
         if self.memory is not None:
             kwargs["flash"] = self.memory
-        return self.agent_factory(session_factory=self.wire.session_factory, **kwargs)
+        agent = self.agent_factory(session_factory=self.wire.session_factory, **kwargs)
+        if self.rejoin is not None or self.checkpoints is not None:
+            boot = agent.boot
+
+            def boot_and_watch() -> None:
+                boot()
+                self._watch_journal(agent)
+
+            agent.boot = boot_and_watch  # type: ignore[method-assign]
+        return agent
+
+    def _watch_journal(self, agent: Agent) -> None:
+        """Note every record the agent saves: a clean run's checkpoints, or a cut run's
+        chance to re-join (the journal is the agent's own, a mutant's included)."""
+        journal = agent.journal
+        if journal is None:
+            return
+        save = journal.save
+
+        def save_and_note(record: Record) -> None:
+            save(record)
+            self._saved(record, call_site(sys._getframe(1)))
+
+        journal.save = save_and_note  # type: ignore[method-assign]
+
+    def _saved(self, record: Record, site: Site) -> None:
+        if self.checkpoints is not None and not self.wire.watchers:
+            cp = checkpoint(self, record, site, self.op_count(), self.chip.snapshot().sectors)
+            if cp is not None:
+                self.checkpoints.append(cp)
+        if self.rejoin is not None and self.memory is not None:
+            check_rejoin(self, self.rejoin, record, site, self.memory.memory.freeze)
 
     # -- 3. watch --------------------------------------------------------------------------
 
@@ -362,7 +417,7 @@ class Run:
         images = self.images
         return ScenarioResult(
             scenario=s,
-            images={v: (hashlib.sha256(b).hexdigest().upper(), len(b)) for v, b in images.items()},
+            images={v: (sha256_hex(b), len(b)) for v, b in images.items()},
             reached=reached and crash is None,
             boots=self.boots_before + self.device.boots,
             cuts_fired=self.cuts_before + self.device.cuts,

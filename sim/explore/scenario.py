@@ -16,6 +16,8 @@ judges.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import random
 from collections.abc import Mapping
@@ -29,6 +31,18 @@ from sim.ports.aimed_cut import OPCODES
 TIMINGS = ("typical", "max", "random")
 ANCHORS = ("boot", "newer")
 BASE_VERSION = 1  # the version the device runs before every scenario
+
+
+@functools.lru_cache(maxsize=16)
+def _image(seed: str, size: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+@functools.lru_cache(maxsize=32)
+def sha256_hex(data: bytes) -> str:
+    """SHA-256 of an image, upper-case hex as the cloud contract writes it; computed once
+    per image object (``bytes`` keep their hash, so the cache lookup is cheap)."""
+    return hashlib.sha256(data).hexdigest().upper()
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
@@ -156,11 +170,12 @@ class Scenario:
         return self.version + 1 if self.newer_at_bytes is not None else self.version
 
     def image(self, version: int | None = None) -> bytes:
-        """The image published as ``version`` (the base, the main or the newer one)."""
+        """The image published as ``version`` (the base, the main or the newer one);
+        made once per seed and size (an explorer asks for it in every cut run)."""
         version = self.version if version is None else version
         if version == BASE_VERSION:
-            return random.Random(f"base:{self.image_seed}").randbytes(self.base_image_size)
-        return random.Random(f"image:{self.image_seed}:{version}").randbytes(self.image_size)
+            return _image(f"base:{self.image_seed}", self.base_image_size)
+        return _image(f"image:{self.image_seed}:{version}", self.image_size)
 
     def plan(self) -> FaultPlan:
         return FaultPlan.from_dict(self.fault_plan or {"rules": []})
