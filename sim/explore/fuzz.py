@@ -1,55 +1,40 @@
 """``python -m sim fuzz`` explores power cuts; ``python -m sim replay FILE`` replays a finding.
 
-``fuzz`` runs a systematic schedule (``linear``, ``log``, ``exhaustive`` pairs up to
-``--depth 2``, ``torn`` cuts inside operations) over one scenario, or ``random``
-scenarios (a random cut inside a random operation, sometimes two) from ``--seed``,
-until ``--budget`` seconds pass. It prints runs per second and, for every run that
-breaks an invariant, writes a JSON scenario and prints its path; ``replay`` runs that
-scenario again from zero and prints the flash operations just before each cut.
-``--mutant NAME`` runs one of the known buggy agents of :mod:`sim.explore.mutants`.
+``fuzz`` with no options plays the default campaign (:mod:`sim.explore.campaign`):
+cuts after and inside every flash operation, network faults and HTTP lies, twin
+events, flash faults and timing modes, cut to ``--budget`` seconds of one core.
+``--schedule linear|log|exhaustive|torn`` sweeps one scenario instead, ``random``
+plays random mixes. Runs go to Dask workers (:mod:`sim.distribute`): a local
+cluster of ``--workers N`` processes (0: this process), or ``--scheduler ADDRESS``;
+``--shard i/n`` runs share i of n here, without Dask. The findings are the same
+whichever way the runs are spread. Each finding is a JSON scenario that ``replay``
+runs from zero, printing the flash operations just before each cut. ``--mutant NAME``
+runs one of the known buggy agents of :mod:`sim.explore.mutants`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
-import random
+import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sim.cloud.blobserver import BlobServer
-from sim.explore.explorers import SCHEDULES, Explorer, Finding
+from sim.distribute import Engine, EngineConfig, parse_shard, shard
+from sim.explore import campaign
+from sim.explore.campaign import Item
+from sim.explore.explorers import DEFAULT_FULL_SAMPLE, SCHEDULES, cut_points
 from sim.explore.invariants import check_all
 from sim.explore.mutants import MUTANTS
 from sim.explore.runner import run_scenario
-from sim.explore.scenario import TIMINGS, Cut, Scenario
-from sim.explore.stage import Stage
+from sim.explore.scenario import Scenario
+from sim.explore.work import Outcome, Setup, ops_of, run_items
+from sim.tools.progress import RunProgress
 
 
-class _Bar:
-    """A progress bar on a terminal; nothing otherwise."""
-
-    def __init__(self, stream: Any = sys.stderr) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.tty or total <= 0:
-            return
-        filled = done * 30 // total
-        self.stream.write(f"\r  [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}")
-        self.stream.flush()
-
-    def end(self) -> None:
-        if self.tty:
-            self.stream.write("\r\x1b[K")
-
-
-def _mutant(name: str | None) -> Callable[..., Any] | None:
+def _mutant(name: str | None) -> Any:
     if name is None:
         return None
     if name not in MUTANTS:
@@ -57,103 +42,154 @@ def _mutant(name: str | None) -> Callable[..., Any] | None:
     return MUTANTS[name].factory()
 
 
-def _save(finding: Finding, out: Path, n: int) -> Path:
+def items_for(args: argparse.Namespace, n_ops: int) -> list[Item]:
+    """The runs one invocation asks for, in a fixed order."""
+    if args.schedule == "campaign":
+        return campaign.plan(n_ops, budget_s=args.budget, seed=args.seed)
+    if args.schedule == "random":
+        rnd = campaign.random_mixes(args.seed)
+        out, spent = [], 0.0
+        while spent < args.budget:
+            out.append(next(rnd))
+            spent += out[-1].cost
+        return out
+    if args.schedule == "torn":
+        return [
+            Item("torn", "cut", index=i, fraction=f)
+            for i in cut_points("linear", n_ops, stride=args.stride)
+            for f in (0.25, 0.5, 0.75)
+        ]
+    if args.schedule == "exhaustive":
+        return [
+            Item("pairs", "pair", index=i, second=j)
+            for i in cut_points("linear", n_ops, stride=args.stride)
+            for j in cut_points("linear", max(1, n_ops - i), stride=args.stride)
+        ]
+    return [Item(args.schedule, "cut", index=i) for i in cut_points(args.schedule, n_ops)]
+
+
+def _save(scenario: dict[str, Any], out: Path, name: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"finding-{int(time.time())}-{n}.json"
-    finding.scenario.save(path)
+    path = out / name
+    Scenario.from_dict(scenario).save(path)
     return path
 
 
-async def _systematic(args: argparse.Namespace, scenario: Scenario, bar: _Bar) -> list[Finding]:
-    async with BlobServer() as server:
-        explorer = Explorer(scenario, server, agent_factory=_mutant(args.mutant))
-        clean = await explorer.prepare()
-        print(f"clean run: {len(clean.ops)} state-changing flash operations")
-        fractions = (0.25, 0.5, 0.75) if args.schedule == "torn" else (1.0,)
-        found = await explorer.explore(
-            args.schedule,
-            stride=args.stride,
-            fractions=fractions,
-            budget_s=args.budget,
-            progress=bar,
-        )
-    bar.end()
+def run_campaign(args: argparse.Namespace, base: Scenario) -> tuple[list[Item], list[Outcome]]:
+    """Plan and run; the outcomes in item order."""
+    setup = Setup(base=base.to_dict(), mutant=args.mutant, full_sample=args.full_sample)
+    n_ops = ops_of(setup)
+    items = items_for(args, n_ops)
+    if args.shard is not None:
+        items = shard(items, *args.shard)
+    config = EngineConfig(
+        workers=0 if args.shard is not None else args.workers, scheduler=args.scheduler
+    )
     print(
-        f"{found.schedule}: {found.runs} cut runs in {found.wall_s:.1f} s "
-        f"({found.runs_per_s:.1f} runs/s), {len(found.findings)} violating"
+        f"base OTA: {base.image_size} bytes, {n_ops} state-changing flash operations; "
+        f"{len(items)} runs ({args.schedule}, budget {args.budget:g} s of one core)"
     )
-    return found.findings
-
-
-def random_scenario(rng: random.Random, base: Scenario, n_ops: int) -> Scenario:
-    """A random cut (or two) inside random operations, with a random timing mode."""
-    cuts = [Cut(after_ops=rng.randint(1, max(1, n_ops)), fraction=rng.random())]
-    if rng.random() < 0.3:
-        cuts.append(Cut(after_ops=rng.randint(1, max(1, n_ops)), fraction=rng.random(), boot=2))
-    return dataclasses.replace(
-        base, cuts=tuple(cuts), timing=rng.choice(TIMINGS), chip_seed=rng.getrandbits(16)
-    )
-
-
-async def _random(args: argparse.Namespace, scenario: Scenario, bar: _Bar) -> list[Finding]:
-    rng = random.Random(args.seed)
-    factory = _mutant(args.mutant)
-    findings: list[Finding] = []
-    n_ops = max(8, scenario.image_size // 256 + 64)
-    started, runs = time.perf_counter(), 0
-    budget = args.budget or 60.0
-    async with BlobServer() as server:
-        stage = Stage(server)
-        while time.perf_counter() - started < budget:
-            trial = random_scenario(rng, scenario, n_ops)
-            result = await run_scenario(
-                trial, stage=stage, agent_factory=None if factory is None else factory
-            )
-            runs += 1
-            violations = check_all(result)
-            if violations:
-                findings.append(Finding(trial, tuple(violations)))
-            bar(int(time.perf_counter() - started), int(budget))
-    bar.end()
-    wall = time.perf_counter() - started
-    print(
-        f"random: {runs} runs in {wall:.1f} s ({runs / wall:.1f} runs/s), {len(findings)} violating"
-    )
-    return findings
+    with RunProgress(len(items)) as bar, Engine(config) as engine:
+        outcomes = engine.map(run_items, items, setup, progress=bar.update)
+    return items, outcomes
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sim fuzz", description=__doc__.split("\n")[0])
-    parser.add_argument("--image-size", type=int, default=64 * 1024, help="bytes")
-    parser.add_argument("--schedule", choices=(*SCHEDULES, "random"), default="log")
-    parser.add_argument("--depth", type=int, choices=(1, 2), default=1, help="2: exhaustive pairs")
-    parser.add_argument("--stride", type=int, default=1, help="visit every Nth operation")
-    parser.add_argument("--budget", type=float, default=None, help="seconds (random: 60)")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--checkpoint", type=int, default=16 * 1024, help="bytes")
-    parser.add_argument("--mutant", default=None, help="a known buggy agent: " + ", ".join(MUTANTS))
-    parser.add_argument("--out", type=Path, default=Path("fuzz-findings"))
-    args = parser.parse_args(argv)
-    if args.image_size < 1:
-        parser.error("--image-size must be at least 1 byte")
-    if args.stride < 1:
-        parser.error("--stride must be at least 1")
+    args = _parser().parse_args(argv)
     if args.depth == 2:
         args.schedule = "exhaustive"
-    scenario = Scenario(
+    base = Scenario(
         image_size=args.image_size,
         image_seed=args.seed,
         checkpoint_bytes=args.checkpoint,
         mutant=args.mutant,
     )
-    print(f"seed {args.seed}, image {args.image_size} bytes, schedule {args.schedule}")
-    bar = _Bar()
-    runner = _random if args.schedule == "random" else _systematic
-    findings = asyncio.run(runner(args, scenario, bar))
-    for n, finding in enumerate(findings[:20]):
-        path = _save(finding, args.out, n)
-        print(f"VIOLATION {finding}\n  replay: python -m sim replay {path}")
-    return 1 if findings else 0
+    _mutant(args.mutant)  # names an unknown mutant now, with the known ones
+    started = time.perf_counter()
+    items, outcomes = run_campaign(args, base)
+    wall = time.perf_counter() - started
+    found = [(i, o) for i, o in enumerate(outcomes) if o.violations]
+    rejoined = sum(o.rejoined for o in outcomes)
+    by_family: dict[str, int] = {}
+    for item in items:
+        by_family[item.family] = by_family.get(item.family, 0) + 1
+    mix = ", ".join(f"{name} {n}" for name, n in by_family.items())
+    print(
+        f"{len(items)} runs in {wall:.1f} s ({len(items) / max(wall, 1e-9):.1f} runs/s; "
+        f"{rejoined} stopped where they re-joined the clean run): {mix}"
+    )
+    print(f"{len(found)} violating")
+    for n, (index, outcome) in enumerate(found):
+        if n >= 20:
+            print(f"... and {len(found) - 20} more")
+            break
+        assert outcome.scenario is not None
+        path = _save(outcome.scenario, args.out, f"finding-{args.seed}-{index:05d}.json")
+        what = "; ".join(f"{inv}: {msg}" for inv, msg in outcome.violations)
+        print(f"VIOLATION ({items[index].family}) {what}\n  replay: python -m sim replay {path}")
+    return 1 if found else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sim fuzz", description=__doc__.split("\n")[0])
+    parser.add_argument("--image-size", type=_positive, default=64 * 1024, help="bytes")
+    parser.add_argument(
+        "--schedule", choices=("campaign", *SCHEDULES, "random"), default="campaign"
+    )
+    parser.add_argument("--depth", type=int, choices=(1, 2), default=1, help="2: exhaustive pairs")
+    parser.add_argument("--stride", type=_positive, default=1, help="visit every Nth operation")
+    parser.add_argument(
+        "--budget",
+        type=_seconds,
+        default=campaign.DEFAULT_BUDGET_S,
+        help=f"seconds of one core (default {campaign.DEFAULT_BUDGET_S:g})",
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--checkpoint", type=_positive, default=16 * 1024, help="bytes")
+    parser.add_argument("--mutant", default=None, help="a known buggy agent: " + ", ".join(MUTANTS))
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="Dask LocalCluster worker processes (default: one per core; 0: this process)",
+    )
+    parser.add_argument("--scheduler", default=None, help="an existing Dask scheduler address")
+    parser.add_argument("--shard", type=_shard, default=None, help="i/n: run share i of n here")
+    parser.add_argument(
+        "--full-sample",
+        type=float,
+        default=DEFAULT_FULL_SAMPLE,
+        help="share of cut runs that run to the end where they re-join (default 0.05)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("fuzz-findings"))
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def replay_main(argv: list[str]) -> int:

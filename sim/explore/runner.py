@@ -68,6 +68,7 @@ from sim.ports.aimed_cut import AimedCut, AimedCutPort
 from sim.ports.memory import MemoryFlash
 from sim.ports.model import SimSpiPort
 
+MALFORMED_SHA256 = "not a digest"  # what a broken operator tool might publish
 WALL_LIMIT_S = 120.0  # a run that takes longer than this in real time has hung
 SETTLED = ("applied", "error", "invalid")
 
@@ -140,6 +141,12 @@ class ScenarioTwin(InProcessTwin):
         self.reported_log = [dict(patch) for patch in reports or ()]
         for patch in self.reported_log:
             self.reported = merge_patch(self.reported, patch)
+        self.on_report: Callable[[dict[str, Any]], None] | None = None
+
+    async def report(self, patch: dict[str, Any]) -> None:
+        await super().report(patch)
+        if self.on_report is not None:
+            self.on_report(patch)
 
 
 class Run:
@@ -167,6 +174,7 @@ class Run:
         self.memory: MemoryFlash | None = None
         self.marks: PowerMarks | None = None
         self.newer_published = False
+        self.fixed_at: int | None = None  # report count when a malformed instruction was fixed
         self.rot_landed = 0
         self.boot_marks: list[int] = list(start.boot_marks) if start else []
         self.boots_before = start.boots if start else 0
@@ -315,6 +323,17 @@ class Run:
                 return True
 
             self.wire.watchers.append(newer_due)
+        if s.invalid_at_bytes is not None:
+            bad_at = s.invalid_at_bytes
+
+            def invalid_due(entry: dict[str, Any], total: int) -> bool:
+                if total < bad_at:
+                    return False
+                self.twin.patch_desired({"extFwInfo": {"sha256": MALFORMED_SHA256}})
+                self.twin.on_report = self._fix_malformed
+                return True
+
+            self.wire.watchers.append(invalid_due)
         if s.rot_bits:
             main = self.images[s.version]
             url = self.stage.server.blob_url(CONTAINER, blob_name(s.version)).split("?", 1)[0]
@@ -327,6 +346,14 @@ class Run:
                 return True
 
             self.wire.watchers.append(received)
+
+    def _fix_malformed(self, patch: dict[str, Any]) -> None:
+        """The operator sees ``invalid`` and publishes the valid instruction again."""
+        if reported_status(patch).get("Status") != "invalid":
+            return
+        self.twin.on_report = None
+        self.fixed_at = len(self.twin.reported_log)
+        self._publish(self.s.version + 1 if self.newer_published else self.s.version)
 
     def _publish_newer(self) -> None:
         self.newer_published = True
@@ -344,8 +371,9 @@ class Run:
         """Publish the scenario's version and run until the final version settles."""
         s = self.s
         self._publish(s.version)
+        goal = settled(s.final_version) if s.invalid_at_bytes is None else self._after_fix()
         done = await self.device.run_until(
-            settled(s.final_version),
+            goal,
             max_boots=s.max_boots,
             max_device_time_s=self.chip.clock.monotonic() + s.max_device_time_s,
             on_boot=self._on_boot,
@@ -356,6 +384,17 @@ class Run:
             and info.get("Status") == "applied"
             and info.get("Version") == s.final_version
         )
+
+    def _after_fix(self) -> Callable[[Any], bool]:
+        """A malformed instruction mid-job: settled only by a report after the operator
+        published the valid one again (on the agent's ``invalid``, which comes once the
+        job in hand ends, or at once after a reboot)."""
+        done = settled(self.s.final_version)
+
+        def check(reported: dict[str, Any]) -> bool:
+            return self.fixed_at is not None and done(reported)
+
+        return check
 
     def _on_boot(self, device: SimDevice) -> None:
         """A boot began: note where its reports start and arm the cuts aimed at it."""
