@@ -115,7 +115,7 @@ async def run_scenario(
     where its state re-joins the clean run's (:mod:`sim.explore.rejoin`).
     """
     if stage is None:
-        async with BlobServer(plan=scenario.plan(), seed=scenario.seed) as server:
+        async with BlobServer(seed=scenario.seed) as server:  # the plan: stage_blobs
             return await run_scenario(
                 scenario,
                 agent_factory=agent_factory,
@@ -210,7 +210,10 @@ class Run:
         """The field state, every image on the server, the scenario's plan on it."""
         s, stage = self.s, self.stage
         base = await stage.base(s)
-        self.first_event = len(stage.server.events)
+        stage.server.service.network = self.chip.clock.attach_network()  # sim/loopback.py
+        # request windows count from here: requests received, not those answered so far
+        # (a stalled request of the field state's OTA may still be held)
+        self.first_event = stage.server.service.requests_received
         rules = [_shifted(rule, self.first_event) for rule in s.plan().to_dict()["rules"]]
         for version, data in self.images.items():
             if s.late_upload_at_request is None or version != s.version:
@@ -452,7 +455,7 @@ class Run:
     def check(self, reached: bool, crash: str | None, t0: float) -> ScenarioResult:
         """The flash's health and everything the run saw, as one record."""
         s, target, chip = self.s, self.target, self.chip
-        events = self.stage.server.events[self.first_event :]
+        events = [e for e in self.stage.server.events if e.request > self.first_event]
         images = self.images
         return ScenarioResult(
             scenario=s,

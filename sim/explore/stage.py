@@ -106,6 +106,7 @@ class Stage:
 
     async def _prepare_base(self, scenario: Scenario) -> Base:
         clock = VirtualClock()
+        self.server.service.network = clock.attach_network()
         chip = W25Q128(clock, seed=scenario.chip_seed, timing=scenario.timing)
         storage = Storage.mount(SpiFlash(SimSpiPort(chip, frequency=SIM_SPI_HZ), clock))
         storage.makedirs("config")

@@ -59,17 +59,19 @@ class Outcome:
 async def _explorer(setup: Setup) -> Explorer:
     state = worker_state()
     if state.get("key") != setup.key():
-        old = state.pop("server", None)
-        if old is not None:
+        for old in state.pop("servers", ()):
             await old.close()
-        server = BlobServer()
-        await server.start()
+        # two servers: runs from zero upload other images under the same blob names,
+        # which would change the ETags the explorer's snapshots recorded
+        servers = (BlobServer(), BlobServer())
+        for server in servers:
+            await server.start()
         base = Scenario.from_dict(setup.base)
         explorer = Explorer(
-            base, server, agent_factory=setup.factory(), full_sample=setup.full_sample
+            base, servers[0], agent_factory=setup.factory(), full_sample=setup.full_sample
         )
         await explorer.prepare()
-        state.update(key=setup.key(), server=server, explorer=explorer, stage=Stage(server))
+        state.update(key=setup.key(), servers=servers, explorer=explorer, stage=Stage(servers[1]))
     explorer = state["explorer"]
     assert isinstance(explorer, Explorer)
     return explorer
