@@ -25,6 +25,7 @@ PAYLOAD_MAX = 0xFF00  # pyftdi SpiController.PAYLOAD_MAX_LENGTH, each direction
 SFDP_SIGNATURE = b"SFDP"  # JESD216 6.2.1
 _RDSR1, _WREN = bytes([Op.READ_STATUS1]), bytes([Op.WRITE_ENABLE])
 _BUSY, _WEL = int(SR1.BUSY), int(SR1.WEL)  # plain ints: tested on every status poll
+_READ_DATA, _FAST_READ = int(Op.READ_DATA), int(Op.FAST_READ)  # plain ints: every read
 
 
 def _power_of_two(value: int) -> bool:
@@ -148,6 +149,7 @@ class SpiFlash:
         if not 1 <= max_transfer <= PAYLOAD_MAX:
             raise ValueError(f"max_transfer must be 1..{PAYLOAD_MAX}, got {max_transfer}")
         self._port = port
+        self._exchange = port.exchange  # bound once: the read path calls it for every read
         self._clock = clock
         self._verify = verify
         self._poll_interval_s = poll_interval_s
@@ -218,9 +220,14 @@ class SpiFlash:
 
     def read(self, address: int, length: int) -> bytes:
         """Read ``length`` bytes from ``address`` (03h, or 0Bh above 50 MHz), in chunks."""
-        self._check_range("read", address, length)
-        fast = self._port.frequency > READ_DATA_MAX_HZ
-        opcode, dummy = (Op.FAST_READ, b"\x00") if fast else (Op.READ_DATA, b"")
+        if address < 0 or length < 0 or address + length > self.size:
+            self._check_range("read", address, length)
+        if self._port.frequency > READ_DATA_MAX_HZ:
+            opcode, dummy = _FAST_READ, b"\x00"
+        elif length <= self._max_transfer:  # littlefs's every read: one exchange, built flat
+            return bytes(self._exchange((_READ_DATA << 24 | address).to_bytes(4, "big"), length))
+        else:
+            opcode, dummy = _READ_DATA, b""
         chunks = []
         end = address + length
         while address < end:

@@ -5,6 +5,8 @@ import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
+from sim.loopback import VirtualNetwork
+
 T = TypeVar("T")
 
 
@@ -14,8 +16,10 @@ class VirtualClock:
     ``sleep`` and ``asleep`` advance the time at once; devices (the chip model,
     the SPI port) call :meth:`advance` for the time their work takes.
 
-    Real I/O (the blob server is a real HTTP peer on loopback) cannot be made
-    virtual, so :meth:`wait_for` waits for it in real time: a wait that ends
+    With a network attached (:meth:`attach_network`, the scenario runner's way) a
+    :meth:`wait_for` times out in virtual time, when the loop is quiet
+    (:mod:`sim.loopback`). Without one (many devices sharing a server), real I/O
+    is waited for in real time: a wait that ends
     counts its real duration, and a wait that times out counts the whole
     ``timeout`` while having waited only ``timeout * io_time_scale`` real
     seconds. A 30 s stall window thus costs 0.3 s of wall time by default: short
@@ -27,6 +31,14 @@ class VirtualClock:
             raise ValueError(f"io_time_scale must be in (0, 1], got {io_time_scale}")
         self._now = float(start)
         self.io_time_scale = io_time_scale
+        self.network: VirtualNetwork | None = None
+
+    def attach_network(self) -> VirtualNetwork:
+        """Make loopback waits virtual (:mod:`sim.loopback`): ``wait_for`` then times out
+        only when nothing else can happen, whatever the machine's load."""
+        if self.network is None:
+            self.network = VirtualNetwork(self)
+        return self.network
 
     def monotonic(self) -> float:
         return self._now
@@ -52,6 +64,8 @@ class VirtualClock:
         await asyncio.sleep(0)
 
     async def wait_for(self, aw: Awaitable[T], timeout: float) -> T:
+        if self.network is not None:
+            return await self.network.wait_for(aw, timeout)
         started = time.perf_counter()
         try:
             result = await asyncio.wait_for(aw, max(0.0, timeout) * self.io_time_scale)

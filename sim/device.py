@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 from collections.abc import Callable
@@ -254,6 +255,15 @@ class SimDevice:
             await self._stop_agent()
 
     async def _watch_clock(self, limit_s: float, wall_deadline: float) -> None:
+        network = getattr(self.clock, "network", None)
+        if network is not None:  # virtual loopback time: the limit lands at a fixed device time
+            waiter = asyncio.ensure_future(network.at(math.nextafter(limit_s, math.inf)))
+            try:
+                while not waiter.done() and time.monotonic() < wall_deadline:
+                    await asyncio.wait({waiter}, timeout=0.05)
+            finally:
+                waiter.cancel()
+            return
         while self.clock.monotonic() <= limit_s and time.monotonic() < wall_deadline:
             await asyncio.sleep(0.01)
 

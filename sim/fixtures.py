@@ -108,17 +108,18 @@ def sim_device(w25q128: W25Q128, agent_factory: AgentFactory) -> SimDevice:
 
 
 @pytest.fixture
-def explorer(blob_server: BlobServer, agent_factory: AgentFactory) -> Callable[..., Explorer]:
+def explorer(agent_factory: AgentFactory) -> Callable[..., Explorer]:
     """``explorer(**scenario_fields)`` (or ``explorer(scenario)``): a power-loss explorer
-    of one scenario for the agent from ``agent_factory`` on ``blob_server``. Then
-    ``await ex.explore("log")`` (or ``linear``, ``torn``, ``exhaustive``) and read
-    ``.findings``; every cut run is judged by :func:`sim.explore.invariants.check_all`."""
+    of one scenario for the agent from ``agent_factory``, with a blob server of its own
+    on the loop it runs in. Then ``await ex.explore("log")`` (or ``linear``, ``torn``,
+    ``exhaustive``) and read ``.findings``; every cut run is judged by
+    :func:`sim.explore.invariants.check_all`."""
     from sim.explore.explorers import Explorer
     from sim.explore.scenario import Scenario
 
     def make(scenario: Scenario | None = None, **fields: Any) -> Explorer:
         if scenario is not None and fields:
             raise TypeError("explorer(): give a Scenario or its fields, not both")
-        return Explorer(scenario or Scenario(**fields), blob_server, agent_factory=agent_factory)
+        return Explorer(scenario or Scenario(**fields), agent_factory=agent_factory)
 
     return make

@@ -10,18 +10,19 @@ sent (02h); erases set a 4 KiB, 32 KiB or 64 KiB unit, or the whole array, to FF
 
 from __future__ import annotations
 
-import mmap
 import random
 from collections.abc import Callable
 from typing import Any
 
 from agent.w25q128jv import ERASE_UNITS, PAGE, SECTOR, SIZE, Op
+from sim.chip.sectors import ERASED_SECTOR, SectorArray
 from sim.chip.state import bernoulli_mask
-from sim.chip.store import ERASED_SECTOR, NvStore
+from sim.chip.store import NvStore
 
 _Bytes = bytes | bytearray | memoryview
 _FF = b"\xff" * 65536
 MASK = SIZE - 1
+_PAGE_BITS = (1 << (PAGE * 8)) - 1
 ERASES = {op: (size, Op(op).name.lower()) for op, size in ERASE_UNITS.items()}
 
 
@@ -33,8 +34,7 @@ class ArrayCommands:
     """03h/0Bh, 02h, 20h/52h/D8h, C7h/60h; the chip's state they read and write."""
 
     _store: NvStore
-    _array: bytearray | mmap.mmap
-    _dirty: set[int]
+    _array: SectorArray
     _head: bytes
     _wel: bool
     _wps: bool
@@ -54,34 +54,36 @@ class ArrayCommands:
 
     def _program(self, page: int, data: bytes, fraction: float) -> None:
         """AND ``data`` into the page; torn: each 1->0 bit cleared with probability f."""
-        arr = self._array
-        old = int.from_bytes(arr[page : page + PAGE], "big")
-        want = int.from_bytes(data, "big")
         if fraction < 1.0:
-            want = ~(bernoulli_mask(self._rng_tear, PAGE * 8, fraction) & old & ~want)
-        arr[page : page + PAGE] = (old & want).to_bytes(PAGE, "big")
-        self._dirty.add(page >> 12)
+            old = int.from_bytes(self._array.read(page, PAGE), "big")
+            clears = old & ~int.from_bytes(data, "big")  # the bits the program takes to 0
+            kept = bernoulli_mask(self._rng_tear, PAGE * 8, fraction) & clears
+            data = (~kept & _PAGE_BITS).to_bytes(PAGE, "big")
+        self._array.and_into(page, data)
 
     def _erase(self, start: int, length: int, fraction: float) -> None:
         """Set the unit to 0xFF; torn: each 0 bit set with probability f; wear (module doc)."""
         arr, store = self._array, self._store
         for s in range(start // SECTOR, (start + length) // SECTOR):
             lo = s * SECTOR
-            self._dirty.add(s)
             if fraction < 1.0:
-                old = int.from_bytes(arr[lo : lo + SECTOR], "big")
+                old = int.from_bytes(arr.read(lo, SECTOR), "big")
                 ones = bernoulli_mask(self._rng_tear, SECTOR * 8, fraction)
-                arr[lo : lo + SECTOR] = (old | ones).to_bytes(SECTOR, "big")
+                arr.put(lo, (old | ones).to_bytes(SECTOR, "big"))
                 continue
-            arr[lo : lo + SECTOR] = ERASED_SECTOR
+            arr.erase(s)
             store.wear[s] += 1
             self.counters.sector_erases[s] += 1
             if self.wear_failure and store.wear[s] > self.endurance:
                 bit = self._rng_wear.randrange(SECTOR * 8)
                 stuck = store.stuck.setdefault(s, {})
                 stuck[bit >> 3] = stuck.get(bit >> 3, 0) | (0x80 >> (bit & 7))
-            for off, bits in store.stuck.get(s, {}).items():
-                arr[lo + off] &= ~bits & 0xFF
+            stuck_bits = store.stuck.get(s)
+            if stuck_bits:
+                mask = bytearray(ERASED_SECTOR)
+                for off, bits in stuck_bits.items():
+                    mask[off] &= ~bits & 0xFF
+                arr.and_into(lo, mask)
 
     @staticmethod
     def _page_buffer(start: int, data: bytes) -> bytes:
@@ -112,11 +114,11 @@ class ArrayCommands:
         n = len(data)
         a = (self._addr() + pos) & MASK
         if a + n <= SIZE:
-            return bytes(self._array[a : a + n])
+            return self._array.read(a, n)
         out = bytearray()
         while len(out) < n:
             take = min(n - len(out), SIZE - a)
-            out += self._array[a : a + take]
+            out += self._array.read(a, take)
             a = 0
         return bytes(out)
 

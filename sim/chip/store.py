@@ -1,10 +1,12 @@
 """The W25Q128JV model's non-volatile state: the array, NV status bits, security registers, wear.
 
-It owns persistence (an image file memory-mapped so a new process sees the data at
-once, plus a ``<image>.nv.json`` sidecar for the registers and wear, replaced
-atomically by ``flush`` and by ``save_nv`` whenever that state changed, so a process
-killed with SIGKILL leaves the last state on disk) and snapshots (copy-on-write per
-4 KiB sector: a snapshot shares every sector unchanged since the previous one).
+The array is a :class:`sim.chip.sectors.SectorArray`: erased sectors cost no memory and
+snapshots share every sector unchanged since the previous one (copy-on-write per
+4 KiB sector). It owns persistence: with an image file, every write also lands in the
+file memory-mapped, so a new process sees the data at once, plus a ``<image>.nv.json``
+sidecar for the registers and wear, replaced atomically by ``flush`` and by ``save_nv``
+whenever that state changed, so a process killed with SIGKILL leaves the last state on
+disk.
 """
 
 import json
@@ -13,14 +15,15 @@ import os
 from array import array
 from pathlib import Path
 
-from agent.w25q128jv import PAGE, SECTOR, SECTORS, SIZE
+from agent.w25q128jv import PAGE, SECTORS, SIZE
+from sim.chip.sectors import ERASED_SECTOR, SectorArray
 from sim.chip.state import ChipSnapshot
 
-ERASED_SECTOR = b"\xff" * SECTOR
+__all__ = ["ERASED_SECTOR", "NvStore"]
 
 
 class NvStore:
-    """Array + registers that survive power-off; ``dirty`` names sectors changed since sync."""
+    """Array + registers that survive power-off."""
 
     def __init__(self, image: str | os.PathLike | None, status: list[int], unique_id: bytes):
         self.status = list(status)  # SR1, SR2, SR3 non-volatile copies
@@ -28,17 +31,14 @@ class NvStore:
         self.wear = array("I", bytes(4 * SECTORS))
         self.stuck: dict[int, dict[int, int]] = {}  # sector -> {byte offset: bits stuck at 0}
         self.unique_id = unique_id
-        self.dirty: set[int] = set()
-        self.exposed = False  # the array was handed out: diff it in full at the next sync
         self.image = Path(image) if image is not None else None
         self._mmap: mmap.mmap | None = None
         self._saved: tuple[object, ...] | None = None  # the state the sidecar holds
         if self.image is None:
-            self.array: bytearray | mmap.mmap = bytearray(ERASED_SECTOR * SECTORS)
-            self._base: list[bytes] | None = [ERASED_SECTOR] * SECTORS
+            self.array = SectorArray(SIZE)
         else:
-            self.array = self._open(self.image)
-            self._base = None
+            mapped = self._open(self.image)
+            self.array = SectorArray.from_bytes(mapped, mirror=mapped)
 
     def _sidecar(self) -> Path:
         assert self.image is not None
@@ -139,28 +139,12 @@ class NvStore:
     def close(self) -> None:
         if self._mmap is not None and not self._mmap.closed:
             self.flush()
+            self.array.detach()
             self._mmap.close()
-
-    def _sync(self) -> list[bytes]:
-        """Bring the per-sector copies up to date with the array."""
-        arr = self.array
-        if self._base is None or self.exposed:
-            base = self._base or [ERASED_SECTOR] * SECTORS
-            for i in range(SECTORS):
-                cur = arr[i * SECTOR : (i + 1) * SECTOR]
-                if base[i] != cur:
-                    base[i] = ERASED_SECTOR if cur == ERASED_SECTOR else bytes(cur)
-            self._base, self.exposed = base, False
-        else:
-            base = self._base
-            for i in self.dirty:
-                base[i] = bytes(arr[i * SECTOR : (i + 1) * SECTOR])
-        self.dirty.clear()
-        return base
 
     def snapshot(self) -> ChipSnapshot:
         return ChipSnapshot(
-            sectors=tuple(self._sync()),
+            sectors=self.array.freeze(),
             status_nv=(self.status[0], self.status[1], self.status[2]),
             security=(bytes(self.security[0]), bytes(self.security[1]), bytes(self.security[2])),
             wear=array("I", self.wear),
@@ -169,19 +153,7 @@ class NvStore:
         )
 
     def restore(self, snap: ChipSnapshot) -> None:
-        arr, base, full = self.array, self._base, self._base is None or self.exposed
-        if full or base is None:
-            todo: set[int] | range = range(SECTORS)
-        else:
-            pairs = enumerate(zip(base, snap.sectors, strict=True))
-            todo = self.dirty | {i for i, (a, b) in pairs if a is not b}
-        for i in todo:
-            data = snap.sectors[i]
-            if full and arr[i * SECTOR : (i + 1) * SECTOR] == data:
-                continue
-            arr[i * SECTOR : (i + 1) * SECTOR] = data
-        self._base, self.exposed = list(snap.sectors), False
-        self.dirty.clear()
+        self.array.load(snap.sectors)
         self.status = list(snap.status_nv)
         self.security = [bytearray(r) for r in snap.security]
         self.wear = array("I", snap.wear)

@@ -45,14 +45,16 @@ from agent.w25q128jv import (
     ERASE_UNITS,
     READ_STATUS,
     SECTORS,
+    SIZE,
     WRITE_STATUS,
     Op,
 )
 from sim.chip import sfdp
 from sim.chip.array import ERASES, ArrayCommands
+from sim.chip.sectors import SectorArray
 from sim.chip.security import SecurityRegisters
 from sim.chip.state import ChipCounters, ChipCut, ChipSnapshot, Operation
-from sim.chip.status import QE_BIT, StatusRegisters
+from sim.chip.status import BUSY_BIT, QE_BIT, WEL_BIT, StatusRegisters
 from sim.chip.store import NvStore
 from sim.chip.timing import DATASHEET, MODES, Timing
 from sim.clock import VirtualClock
@@ -62,6 +64,9 @@ __all__ = ["W25Q128", "ChipCounters", "ChipCut", "ChipPowerLoss", "ChipSnapshot"
 INF = float("inf")
 _Bytes = bytes | bytearray | memoryview  # what a transfer or an exchange may carry
 _FF = b"\xff" * 65536
+_FF_VIEW = memoryview(_FF)
+_RDSR1, _READ, _WREN = int(Op.READ_STATUS1), int(Op.READ_DATA), int(Op.WRITE_ENABLE)
+_HOT_LEN = {_RDSR1: 1, _READ: 4, _WREN: 1}  # transact's direct answers: opcode -> len(out)
 SUSPENDABLE = frozenset(("page_program", *(kind for _, kind in ERASES.values())))
 _RESET, _ENABLE_RESET, _RELEASE = (
     Op.RESET_DEVICE.value,
@@ -102,6 +107,7 @@ class W25Q128(ArrayCommands, StatusRegisters, SecurityRegisters):
         if not isinstance(jedec_id, bytes | bytearray) or len(jedec_id) != 3:
             raise ValueError(f"jedec_id must be 3 bytes, got {jedec_id!r}")
         self.clock = clock if clock is not None else VirtualClock()
+        self._now = self.clock.monotonic
         self.seed, self.timing, self.table = seed, timing, DATASHEET
         self.endurance, self.wear_failure = endurance, wear_failure
         self.jedec_id = bytes(jedec_id)
@@ -117,7 +123,6 @@ class W25Q128(ArrayCommands, StatusRegisters, SecurityRegisters):
         uid = random.Random(f"{seed}:uid").getrandbits(64).to_bytes(8, "big")
         self._store = NvStore(image, [0x00, QE_BIT if self.qe_fixed else 0x00, 0x60], uid)
         self._array = self._store.array
-        self._dirty = self._store.dirty
         self.sfdp = sfdp.build(self.table)
         self.counters = ChipCounters()
         self.wp = True  # the /WP pin: True = driven high (not asserted)
@@ -131,11 +136,10 @@ class W25Q128(ArrayCommands, StatusRegisters, SecurityRegisters):
     # ----- public surface ------------------------------------------------------------------
 
     @property
-    def array(self) -> bytearray:
-        """The 16 MiB contents, a backdoor for tests; writes through it are seen by the next
-        snapshot/restore (a reference kept across a snapshot is not tracked)."""
-        self._store.exposed = True
-        return self._array  # type: ignore[return-value]
+    def array(self) -> SectorArray:
+        """The 16 MiB contents, a backdoor for tests (reads and writes like a ``bytearray``;
+        no program or erase is counted); writes through it are seen by the next snapshot."""
+        return self._array
 
     @property
     def unique_id(self) -> bytes:
@@ -227,6 +231,67 @@ class W25Q128(ArrayCommands, StatusRegisters, SecurityRegisters):
         if latch is not None and n >= need:
             latch()
         return out
+
+    def transact(self, out: bytes | bytearray, readlen: int) -> bytes:
+        """One whole half-duplex transaction: /CS low, ``out`` in, ``readlen`` bytes out
+        (MOSI held high meanwhile), /CS high; returns those ``readlen`` bytes.
+
+        The same as ``exchange(out + b"\\xff" * readlen)[len(out):]`` without building
+        either buffer: the port's fast path for the driver's reads, polls and programs.
+        The driver's three most frequent commands (05h poll, 03h read, 06h write enable)
+        are answered here directly when the chip is idle; the rest take the command table."""
+        if self._now() >= self._next_event:
+            self._settle()
+        if not self._powered:
+            raise ChipPowerLoss("the flash chip is unpowered")
+        opcode = out[0]
+        if not self._pd and len(out) == _HOT_LEN.get(opcode, 0):
+            self._reset_enabled = False
+            if opcode == _RDSR1:  # allowed while BUSY and suspended (8.2.4)
+                value = self._sr[0] | (WEL_BIT if self._wel else 0)
+                return bytes((value | BUSY_BIT if self._op is not None else value,)) * readlen
+            if self._op is None and self._suspended is None:
+                if opcode == _READ:
+                    a = out[1] << 16 | out[2] << 8 | out[3]
+                    if a + readlen <= SIZE:
+                        self.counters.ops["read"] += 1
+                        return self._array.read(a, readlen)
+                elif not readlen:  # 06h
+                    self._wel = True
+                    return b""
+        return self._transact(out, readlen)
+
+    def _transact(self, out: bytes | bytearray, readlen: int) -> bytes:
+        """:meth:`transact` through the command table."""
+        opcode = out[0]
+        if opcode != _RESET:
+            self._reset_enabled = self._reset_enabled and opcode == _ENABLE_RESET
+        cmd = self._commands.get(opcode)
+        if cmd is None or self._op is not None or self._pd or self._suspended is not None:
+            cmd = self._refuse(opcode, cmd)
+        handler, latch, need, counted = cmd
+        if counted:
+            self.counters.ops[counted] += 1
+        sent = len(out)
+        n = sent + readlen
+        self._cs = False
+        self._head = out[:need] if type(out) is bytes else bytes(out[:need])
+        got = b""
+        if n <= need:
+            self._ppos = 0
+            got = _FF[:readlen]
+        else:
+            self._ppos = n - need
+            if sent == need:  # a command, then the bytes clocked in: a read or a poll
+                got = handler(_FF_VIEW[:readlen] if readlen <= 65536 else b"\xff" * readlen, 0)
+            elif readlen == 0:  # a command with data: a program, a status write
+                handler(out[need:], 0)
+            else:
+                data = bytes(out) + (_FF[:readlen] if readlen <= 65536 else b"\xff" * readlen)
+                got = (_FF[:need] + handler(data[need:], 0))[sent:]
+        if latch is not None and n >= need:
+            latch()
+        return got
 
     def power_off(self) -> None:
         """Cut power now: the operation in flight is torn at its progress."""

@@ -21,6 +21,7 @@ Findings carry a :class:`sim.explore.scenario.Scenario` that replays from zero.
 from __future__ import annotations
 
 import dataclasses
+import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from agent.w25q128jv import STATE_CHANGING, WRITE_STATUS, Op
 from sim.chip.w25q128 import W25Q128, ChipSnapshot
 from sim.cloud.blobserver import BlobServer
 from sim.explore.invariants import Violation, check_all
+from sim.explore.rejoin import Checkpoint, RejoinPlan
 from sim.explore.result import ScenarioResult
 from sim.explore.runner import StartState, run_scenario
 from sim.explore.scenario import Cut, Scenario
@@ -41,6 +43,7 @@ from sim.ports.wrapper import PortWrapper
 
 SCHEDULES = ("linear", "log", "exhaustive", "torn")
 _WREN = bytes([Op.WRITE_ENABLE])
+DEFAULT_FULL_SAMPLE = 0.05  # cut runs that run to the end even where they re-join
 SETTLE_S = 10.0  # longer than any single operation's datasheet maximum but chip erase
 
 
@@ -68,11 +71,13 @@ class OpPoint:
 
 @dataclass
 class CleanRun:
-    """The uninterrupted run: its operations (with snapshots) and its record."""
+    """The uninterrupted run: its operations (with snapshots), its record and its
+    checkpoints (the states a cut run may re-join, :mod:`sim.explore.rejoin`)."""
 
     ops: list[OpPoint]
     result: ScenarioResult
     reports: list[dict[str, Any]]
+    checkpoints: tuple[Checkpoint, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,17 +157,20 @@ async def record_clean(
 ) -> CleanRun:
     """Run ``scenario`` without cuts, snapshotting before every state-changing op."""
     holder: dict[str, _Recorder] = {}
+    checkpoints: list[Checkpoint] = []
 
     def wrap(run: Any, port: Any) -> _Recorder:
-        holder["r"] = _Recorder(run, port, chip)
-        return holder["r"]
+        recorder = holder["r"] = _Recorder(run, port, chip)
+        run.checkpoints = checkpoints
+        run.op_count = lambda: len(recorder.ops)
+        return recorder
 
     clean = dataclasses.replace(scenario, cuts=())
     result = await run_scenario(
         clean, agent_factory=agent_factory, stage=stage, chip=chip, wrap_port=wrap
     )
     reports = [{"extFwInfo": r} for r in result.reports]
-    return CleanRun(holder["r"].ops, result, reports)
+    return CleanRun(holder["r"].ops, result, reports, tuple(checkpoints))
 
 
 def cut_points(schedule: str, n_ops: int, *, stride: int = 1) -> list[int]:
@@ -188,21 +196,45 @@ class Explorer:
     def __init__(
         self,
         scenario: Scenario,
-        server: BlobServer,
+        server: BlobServer | None = None,
         *,
         agent_factory: AgentFactory | None = None,
+        full_sample: float = DEFAULT_FULL_SAMPLE,
     ) -> None:
+        """``server``: a blob server running on this event loop; without one, the explorer
+        runs its own for the length of each :meth:`explore` (or of ``async with``). The
+        server must share the runs' loop: loopback time is virtual (:mod:`sim.loopback`)
+        and judges quiet by that loop alone."""
+        if not 0.0 <= full_sample <= 1.0:
+            raise ValueError(f"full_sample must lie in [0, 1], got {full_sample!r}")
         if scenario.fault_plan.get("rules") or scenario.late_upload_at_request:
             raise ValueError("the systematic explorers take scenarios without network faults")
         self.scenario = dataclasses.replace(scenario, cuts=())
         self.server = server
-        self.stage = Stage(server)
+        self.stage = Stage(server) if server is not None else None
+        self._owned: BlobServer | None = None
         self.agent_factory = agent_factory
         self.chip = W25Q128(seed=scenario.chip_seed, timing=scenario.timing)
         self.clean: CleanRun | None = None
+        self.full_sample = full_sample
+
+    async def __aenter__(self) -> Explorer:
+        if self.stage is None:
+            self._owned = BlobServer(seed=self.scenario.seed)
+            await self._owned.start()
+            self.stage = Stage(self._owned)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._owned is not None:
+            await self._owned.close()
+            self._owned = self.stage = None
+            self.clean = None  # its snapshots hold that server's ETags
 
     async def prepare(self) -> CleanRun:
         """The clean run (once): the operation count and the snapshots."""
+        if self.stage is None:
+            raise RuntimeError("an Explorer without a server runs inside `async with explorer:`")
         if self.clean is None:
             self.clean = await record_clean(
                 self.scenario, self.stage, self.chip, self.agent_factory
@@ -238,14 +270,27 @@ class Explorer:
             requests=list(op.requests),
             fast=second is None,
         )
+        plan = None
+        if start.fast and not self.runs_full(index, fraction, second):
+            plan = RejoinPlan(clean.checkpoints, clean.result, after_ops=index)
         result = await run_scenario(
             scenario,
             agent_factory=self.agent_factory,
             stage=self.stage,
             start=start,
             chip=chip,
+            rejoin=plan,
         )
         return scenario, result
+
+    def runs_full(self, index: int, fraction: float, second: int | None) -> bool:
+        """Whether this cut run is in the sample that always runs to the end: a seeded
+        draw per cut point, the same in every process and on every machine."""
+        if self.full_sample >= 1.0:
+            return True
+        s = self.scenario
+        key = f"full:{s.image_seed}:{s.image_size}:{s.chip_seed}:{index}:{fraction}:{second}"
+        return random.Random(key).random() < self.full_sample
 
     def points(
         self, schedule: str, *, stride: int = 1, fractions: tuple[float, ...] = (0.5,)
@@ -277,6 +322,17 @@ class Explorer:
         progress: Callable[[int, int], None] | None = None,
     ) -> Exploration:
         """Run the schedule's cut runs and check every invariant after each."""
+        if self.stage is None:
+            async with self:
+                return await self.explore(
+                    schedule,
+                    stride=stride,
+                    fractions=fractions,
+                    budget_s=budget_s,
+                    max_runs=max_runs,
+                    stop_at_first=stop_at_first,
+                    progress=progress,
+                )
         clean = await self.prepare()
         found = Exploration(schedule, len(clean.ops))
         base = check_all(clean.result)

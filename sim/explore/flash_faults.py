@@ -3,6 +3,7 @@ rot after they were verified (datasheet 9.6 endurance and data retention)."""
 
 from __future__ import annotations
 
+from sim.chip.sectors import SectorArray
 from sim.chip.w25q128 import W25Q128
 
 
@@ -19,7 +20,7 @@ def stick_bits(chip: W25Q128, bits: tuple[int, ...] | list[int]) -> None:
 ROT_NEEDLE = 48  # bytes of image either side of a rotting bit that locate it on the chip
 
 
-def rot_image_bits(array: bytearray, image: bytes, bits: tuple[int, ...]) -> int:
+def rot_image_bits(array: SectorArray, image: bytes, bits: tuple[int, ...]) -> int:
     """Flip image bits (``byte * 8 + bit`` offsets into ``image``, bit 0 = MSB) wherever the
     flash ``array`` (:attr:`sim.chip.w25q128.W25Q128.array`, the model's test backdoor: no
     program or erase is counted) holds that stretch of the image; returns how many flash

@@ -97,7 +97,9 @@ def liveness(r: ScenarioResult) -> list[Violation]:
 
 def resume_efficiency(r: ScenarioResult) -> list[Violation]:
     """Across each cut, the resume point falls back at most one checkpoint interval
-    plus the read that was in hand (same blob, same ETag: a replaced blob restarts)."""
+    plus the read that was in hand (same blob, same ETag: a replaced blob restarts). The
+    resume point is the offset the agent asked for: a server that ignores Range sends
+    the prefix again, which is the server's lie, not the agent's loss."""
     out = []
     interval = r.scenario.checkpoint_bytes
     by_boot: dict[int, list] = {}
@@ -112,14 +114,14 @@ def resume_efficiency(r: ScenarioResult) -> list[Violation]:
         if first.url != before.url or first.etag != before.etag:
             continue
         reached = before.start + before.consumed
-        lost = reached - first.start
+        lost = reached - first.resumed_at
         allowed = interval + before.max_read
         if lost > allowed:
             out.append(
                 Violation(
                     RESUME,
                     f"after the cut ending boot {boot} the download resumed at byte "
-                    f"{first.start}, {lost} bytes behind the {reached} read before it "
+                    f"{first.resumed_at}, {lost} bytes behind the {reached} read before it "
                     f"(allowed: one {interval}-byte checkpoint + a {before.max_read}-byte read)",
                 )
             )

@@ -20,6 +20,13 @@ class RequestRecord:
     consumed: int  # body bytes the agent read
     max_read: int  # the largest single read: what can be in hand when the power goes
     etag: str | None
+    asked: int | None = None  # the offset the agent's Range asked for (None: no Range)
+
+    @property
+    def resumed_at(self) -> int:
+        """Where the agent chose to resume: what it asked for, even when the server
+        ignored the Range and sent the blob from 0 (the agent then skips the prefix)."""
+        return self.start if self.asked is None else self.asked
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ class ScenarioResult:
     rot_landed: int = 0  # flash bits flipped by ``Scenario.rot_bits``
     crash: str | None = None
     trace: list[str] = field(default_factory=list)
+    rejoined_at: int | None = None  # the clean run's op count where a cut run re-joined it
 
     def expected_outcome(self) -> str:
         """``applied`` (the final version) or ``invalid`` (a stale instruction last)."""

@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import hashlib
 import random
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 from agent.engine import Agent
 from agent.errors import PowerLoss
 from agent.protocol import AgentFactory, Board, OtaAgent
+from agent.record import Record
 from agent.staging import CURRENT_PATH
 from agent.storage import Storage, StorageError
 from agent.twin import merge_patch
@@ -39,8 +41,18 @@ from sim.cloud.faults.plan import FaultPlan
 from sim.cloud.twin import InProcessTwin
 from sim.device import SIM_SPI_HZ, SimDevice, reported_status
 from sim.explore.flash_faults import rot_image_bits, stick_bits
+from sim.explore.rejoin import (
+    Checkpoint,
+    Rejoined,
+    RejoinPlan,
+    Site,
+    call_site,
+    check_rejoin,
+    checkpoint,
+    splice,
+)
 from sim.explore.result import FsCheck, ScenarioResult
-from sim.explore.scenario import BASE_VERSION, Cut, Scenario
+from sim.explore.scenario import BASE_VERSION, Cut, Scenario, sha256_hex
 from sim.explore.stage import (
     CONTAINER,
     SETTINGS,
@@ -59,6 +71,7 @@ from sim.ports.memory import MemoryFlash
 from sim.ports.memory_spi import MemorySpiPort
 from sim.ports.model import SimSpiPort
 
+MALFORMED_SHA256 = "not a digest"  # what a broken operator tool might publish
 WALL_LIMIT_S = 120.0  # a run that takes longer than this in real time has hung
 SETTLED = ("applied", "error", "invalid")
 
@@ -91,6 +104,7 @@ async def run_scenario(
     chip: W25Q128 | None = None,
     trace: bool = False,
     wrap_port: PortWrap | None = None,
+    rejoin: RejoinPlan | None = None,
 ) -> ScenarioResult:
     """Play ``scenario`` and return its record for :mod:`sim.explore.invariants`.
 
@@ -99,10 +113,11 @@ async def run_scenario(
     one the run gets a fresh server. ``start`` continues from a chip state instead of the
     field state (the explorer); ``trace`` logs every SPI transaction and keeps the ones
     around each cut in :attr:`ScenarioResult.trace`; ``wrap_port(run, port)`` puts a port
-    in front of the chip's (the explorer's recorder).
+    in front of the chip's (the explorer's recorder). ``rejoin`` lets a continuation stop
+    where its state re-joins the clean run's (:mod:`sim.explore.rejoin`).
     """
     if stage is None:
-        async with BlobServer(plan=scenario.plan(), seed=scenario.seed) as server:
+        async with BlobServer(seed=scenario.seed) as server:  # the plan: stage_blobs
             return await run_scenario(
                 scenario,
                 agent_factory=agent_factory,
@@ -111,10 +126,12 @@ async def run_scenario(
                 chip=chip,
                 trace=trace,
                 wrap_port=wrap_port,
+                rejoin=rejoin,
             )
     run = Run(
         scenario, stage, agent_factory or Agent.from_board, start=start, chip=chip, trace=trace
     )
+    run.rejoin = rejoin
     if wrap_port is not None:
         run.port_wrapper = lambda port: wrap_port(run, port)
     return await asyncio.wait_for(run.play(), WALL_LIMIT_S)
@@ -128,6 +145,12 @@ class ScenarioTwin(InProcessTwin):
         self.reported_log = [dict(patch) for patch in reports or ()]
         for patch in self.reported_log:
             self.reported = merge_patch(self.reported, patch)
+        self.on_report: Callable[[dict[str, Any]], None] | None = None
+
+    async def report(self, patch: dict[str, Any]) -> None:
+        await super().report(patch)
+        if self.on_report is not None:
+            self.on_report(patch)
 
 
 class Run:
@@ -155,23 +178,32 @@ class Run:
         self.memory: MemoryFlash | None = None
         self.marks: PowerMarks | None = None
         self.newer_published = False
+        self.fixed_at: int | None = None  # report count when a malformed instruction was fixed
         self.rot_landed = 0
         self.boot_marks: list[int] = list(start.boot_marks) if start else []
         self.boots_before = start.boots if start else 0
         self.cuts_before = start.cuts_fired if start else 0
         self.first_event = 0
         self.sas = ""
+        self.t0 = 0.0
+        # the re-join shortcut (sim/explore/rejoin.py): a cut run's plan, a clean run's log
+        self.rejoin: RejoinPlan | None = None
+        self.checkpoints: list[Checkpoint] | None = None
+        self.op_count: Callable[[], int] = lambda: 0
 
     async def play(self) -> ScenarioResult:
         base = await self.stage_blobs()
         self.assemble(base)
         self.watch_wire()
         reached, crash = False, None
-        t0 = self.chip.clock.monotonic()
+        t0 = self.t0 = self.chip.clock.monotonic()
         try:
             reached = await self.run_to_final()
             if reached and (self.s.redeliver or self.s.stale):
                 reached = await self.follow_up()
+        except Rejoined as joined:
+            assert self.rejoin is not None
+            return splice(self, joined.checkpoint, self.rejoin.clean)
         except Exception as exc:  # an agent crash is a finding, not a harness failure
             crash = f"{type(exc).__name__}: {exc}"
         return self.check(reached, crash, t0)
@@ -182,7 +214,13 @@ class Run:
         """The field state, every image on the server, the scenario's plan on it."""
         s, stage = self.s, self.stage
         base = await stage.base(s)
-        self.first_event = len(stage.server.events)
+        # loopback waits in virtual time (sim/loopback.py), unless the agents run outside
+        # this event loop (another process), whose quiet this loop cannot see
+        shares_loop = getattr(self.agent_factory, "shares_loop", True)
+        stage.server.service.network = self.chip.clock.attach_network() if shares_loop else None
+        # request windows count from here: requests received, not those answered so far
+        # (a stalled request of the field state's OTA may still be held)
+        self.first_event = stage.server.service.requests_received
         rules = [_shifted(rule, self.first_event) for rule in s.plan().to_dict()["rules"]]
         for version, data in self.images.items():
             if s.late_upload_at_request is None or version != s.version:
@@ -241,15 +279,48 @@ class Run:
         if self.port_wrapper is not None:
             self.device.port = self.port_wrapper(self.device.port)
         if start is not None and start.fast:
-            self.memory = MemoryFlash(b"".join(chip.snapshot().sectors))
+            self.memory = MemoryFlash.from_sectors(chip.snapshot().sectors)
         self.wire.requests = [dict(r) for r in start.requests] if start else []
 
     def _agent(self, board: Board) -> OtaAgent:
         if self.memory is not None:
             board = dataclasses.replace(board, flash=self.memory, spi=MemorySpiPort(self.memory))
-        return self.agent_factory(
+        agent = self.agent_factory(
             dataclasses.replace(board, session_factory=self.wire.session_factory)
         )
+        # The re-join shortcut watches the project's agent (a mutant's included) save its
+        # records; an agent behind the seam alone has no journal to watch and runs to the end.
+        if (self.rejoin is not None or self.checkpoints is not None) and isinstance(agent, Agent):
+            boot = agent.boot
+
+            def boot_and_watch() -> None:
+                boot()
+                self._watch_journal(agent)
+
+            agent.boot = boot_and_watch  # type: ignore[method-assign]
+        return agent
+
+    def _watch_journal(self, agent: Agent) -> None:
+        """Note every record the agent saves: a clean run's checkpoints, or a cut run's
+        chance to re-join (the journal is the agent's own, a mutant's included)."""
+        journal = agent.journal
+        if journal is None:
+            return
+        save = journal.save
+
+        def save_and_note(record: Record) -> None:
+            save(record)
+            self._saved(record, call_site(sys._getframe(1)))
+
+        journal.save = save_and_note  # type: ignore[method-assign]
+
+    def _saved(self, record: Record, site: Site) -> None:
+        if self.checkpoints is not None and not self.wire.watchers:
+            cp = checkpoint(self, record, site, self.op_count(), self.chip.snapshot().sectors)
+            if cp is not None:
+                self.checkpoints.append(cp)
+        if self.rejoin is not None and self.memory is not None:
+            check_rejoin(self, self.rejoin, record, site, self.memory.memory.freeze)
 
     # -- 3. watch --------------------------------------------------------------------------
 
@@ -266,6 +337,17 @@ class Run:
                 return True
 
             self.wire.watchers.append(newer_due)
+        if s.invalid_at_bytes is not None:
+            bad_at = s.invalid_at_bytes
+
+            def invalid_due(entry: dict[str, Any], total: int) -> bool:
+                if total < bad_at:
+                    return False
+                self.twin.patch_desired({"extFwInfo": {"sha256": MALFORMED_SHA256}})
+                self.twin.on_report = self._fix_malformed
+                return True
+
+            self.wire.watchers.append(invalid_due)
         if s.rot_bits:
             main = self.images[s.version]
             url = self.stage.server.blob_url(CONTAINER, blob_name(s.version)).split("?", 1)[0]
@@ -278,6 +360,14 @@ class Run:
                 return True
 
             self.wire.watchers.append(received)
+
+    def _fix_malformed(self, patch: dict[str, Any]) -> None:
+        """The operator sees ``invalid`` and publishes the valid instruction again."""
+        if reported_status(patch).get("Status") != "invalid":
+            return
+        self.twin.on_report = None
+        self.fixed_at = len(self.twin.reported_log)
+        self._publish(self.s.version + 1 if self.newer_published else self.s.version)
 
     def _publish_newer(self) -> None:
         self.newer_published = True
@@ -295,8 +385,9 @@ class Run:
         """Publish the scenario's version and run until the final version settles."""
         s = self.s
         self._publish(s.version)
+        goal = settled(s.final_version) if s.invalid_at_bytes is None else self._after_fix()
         done = await self.device.run_until(
-            settled(s.final_version),
+            goal,
             max_boots=s.max_boots,
             max_device_time_s=self.chip.clock.monotonic() + s.max_device_time_s,
             on_boot=self._on_boot,
@@ -307,6 +398,17 @@ class Run:
             and info.get("Status") == "applied"
             and info.get("Version") == s.final_version
         )
+
+    def _after_fix(self) -> Callable[[Any], bool]:
+        """A malformed instruction mid-job: settled only by a report after the operator
+        published the valid one again (on the agent's ``invalid``, which comes once the
+        job in hand ends, or at once after a reboot)."""
+        done = settled(self.s.final_version)
+
+        def check(reported: dict[str, Any]) -> bool:
+            return self.fixed_at is not None and done(reported)
+
+        return check
 
     def _on_boot(self, device: SimDevice) -> None:
         """A boot began: note where its reports start and arm the cuts aimed at it."""
@@ -364,11 +466,11 @@ class Run:
     def check(self, reached: bool, crash: str | None, t0: float) -> ScenarioResult:
         """The flash's health and everything the run saw, as one record."""
         s, target, chip = self.s, self.target, self.chip
-        events = self.stage.server.events[self.first_event :]
+        events = [e for e in self.stage.server.events if e.request > self.first_event]
         images = self.images
         return ScenarioResult(
             scenario=s,
-            images={v: (hashlib.sha256(b).hexdigest().upper(), len(b)) for v, b in images.items()},
+            images={v: (sha256_hex(b), len(b)) for v, b in images.items()},
             reached=reached and crash is None,
             boots=self.boots_before + self.device.boots,
             cuts_fired=self.cuts_before + self.device.cuts,
@@ -391,13 +493,13 @@ class Run:
     def check_fs(self) -> FsCheck:
         """Mount without formatting and read back the files that predate the scenario."""
         if self.memory is not None:
-            flash: Any = MemoryFlash(self.memory.memory)
+            flash: Any = self.memory  # mounting and reading write nothing: no copy needed
         else:
             chip = self.chip
             if not chip.powered:
                 chip.power_on()
             chip.cancel_cut()
-            flash = MemoryFlash(b"".join(chip.snapshot().sectors))
+            flash = MemoryFlash.from_sectors(chip.snapshot().sectors)
         try:
             storage = Storage.mount(flash, format_blank=False)
         except (StorageError, PowerLoss) as exc:

@@ -5,9 +5,10 @@ exactly from its JSON (``python -m sim replay scenario.json``): the image (seed 
 size), the cuts (by state-changing operation index or by command kind and ordinal,
 a fraction of the way through it, on which boot; the torn bits follow the chip's
 seed), the blob server's fault plan (:meth:`sim.cloud.faults.plan.FaultPlan.to_dict`),
-the instruction sequence (a newer version published mid-download, a re-delivery
-after ``applied``, a stale version), faults of the flash itself (bits stuck at 0, bits
-that rot between the last write and the verify) and the chip timing mode.
+the instruction sequence (a newer version published mid-download, a malformed
+instruction mid-job, a re-delivery after ``applied``, a stale version), faults of the
+flash itself (bits stuck at 0, bits that rot between the last write and the verify)
+and the chip timing mode.
 
 :func:`sim.explore.runner.run_scenario` plays one and returns a
 :class:`sim.explore.result.ScenarioResult`, the record :mod:`sim.explore.invariants`
@@ -16,6 +17,8 @@ judges.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import random
 from collections.abc import Mapping
@@ -29,6 +32,18 @@ from sim.ports.aimed_cut import OPCODES
 TIMINGS = ("typical", "max", "random")
 ANCHORS = ("boot", "newer")
 BASE_VERSION = 1  # the version the device runs before every scenario
+
+
+@functools.lru_cache(maxsize=16)
+def _image(seed: str, size: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+@functools.lru_cache(maxsize=32)
+def sha256_hex(data: bytes) -> str:
+    """SHA-256 of an image, upper-case hex as the cloud contract writes it; computed once
+    per image object (``bytes`` keep their hash, so the cache lookup is cheap)."""
+    return hashlib.sha256(data).hexdigest().upper()
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
@@ -100,6 +115,7 @@ class Scenario:
     fault_plan: dict[str, Any] = field(default_factory=dict)
     late_upload_at_request: int | None = None  # blob holds other bytes until this request
     newer_at_bytes: int | None = None  # publish version+1 once the device read this many bytes
+    invalid_at_bytes: int | None = None  # a malformed instruction (fixed on 'invalid') mid-job
     redeliver: bool = False  # after applied: reboot, the same instruction is delivered again
     stale: bool = False  # after applied: the older base version is published again
     stuck_bits: tuple[int, ...] = ()  # chip bit addresses (byte * 8 + bit) stuck at 0
@@ -124,8 +140,9 @@ class Scenario:
         for name in ("late_upload_at_request", "mcu_cut_after_bytes"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 1)
-        if self.newer_at_bytes is not None:
-            _check_int("newer_at_bytes", self.newer_at_bytes, 0)
+        for name in ("newer_at_bytes", "invalid_at_bytes"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 0)
         cuts = tuple(c if isinstance(c, Cut) else Cut.from_dict(c) for c in self.cuts)
         object.__setattr__(self, "cuts", cuts)
         if any(c.anchor == "newer" for c in cuts) and self.newer_at_bytes is None:
@@ -156,11 +173,12 @@ class Scenario:
         return self.version + 1 if self.newer_at_bytes is not None else self.version
 
     def image(self, version: int | None = None) -> bytes:
-        """The image published as ``version`` (the base, the main or the newer one)."""
+        """The image published as ``version`` (the base, the main or the newer one);
+        made once per seed and size (an explorer asks for it in every cut run)."""
         version = self.version if version is None else version
         if version == BASE_VERSION:
-            return random.Random(f"base:{self.image_seed}").randbytes(self.base_image_size)
-        return random.Random(f"image:{self.image_seed}:{version}").randbytes(self.image_size)
+            return _image(f"base:{self.image_seed}", self.base_image_size)
+        return _image(f"image:{self.image_seed}:{version}", self.image_size)
 
     def plan(self) -> FaultPlan:
         return FaultPlan.from_dict(self.fault_plan or {"rules": []})

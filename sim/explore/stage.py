@@ -10,7 +10,6 @@ given no stage gets a fresh one and depends on nothing that ran before it.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +24,7 @@ from sim.clock import VirtualClock
 from sim.cloud.blobserver import BlobServer
 from sim.cloud.twin import publish_ota
 from sim.device import SIM_SPI_HZ, SimDevice, reported_status
-from sim.explore.scenario import BASE_VERSION, Scenario
+from sim.explore.scenario import BASE_VERSION, Scenario, sha256_hex
 from sim.mcu import InstallRecord
 from sim.ports.model import SimSpiPort
 
@@ -77,11 +76,11 @@ class Stage:
 
     server: BlobServer
     _bases: dict[tuple[Any, ...], Base] = field(default_factory=dict)
-    _uploaded: dict[str, bytes] = field(default_factory=dict)  # blob name -> sha256
+    _uploaded: dict[str, str] = field(default_factory=dict)  # blob name -> sha256
 
     def upload(self, name: str, data: bytes) -> None:
         """Put ``data`` as blob ``name`` unless it holds those bytes already."""
-        digest = hashlib.sha256(data).digest()
+        digest = sha256_hex(data)
         if self._uploaded.get(name) != digest:
             self.server.put_blob(CONTAINER, name, data)
             self._uploaded[name] = digest
@@ -109,6 +108,7 @@ class Stage:
 
     async def _prepare_base(self, scenario: Scenario) -> Base:
         clock = VirtualClock()
+        self.server.service.network = clock.attach_network()
         chip = W25Q128(clock, seed=scenario.chip_seed, timing=scenario.timing)
         storage = Storage.mount(SpiFlash(SimSpiPort(chip, frequency=SIM_SPI_HZ), clock))
         storage.makedirs("config")

@@ -79,6 +79,7 @@ class Wire:
             "consumed": 0,
             "max_read": 0,
             "etag": response.headers.get("ETag"),
+            "asked": _range_start(response.request_info.headers.get("Range")),
         }
         self.requests.append(entry)
         return entry
@@ -92,3 +93,11 @@ class Wire:
 
     def records(self) -> list[RequestRecord]:
         return [RequestRecord(**e) for e in self.requests]
+
+
+def _range_start(header: str | None) -> int | None:
+    """The first byte a ``Range: bytes=N-[M]`` request header asks for (None: no Range)."""
+    if header is None or not header.startswith("bytes="):
+        return None
+    first = header[6:].split("-", 1)[0]
+    return int(first) if first.isascii() and first.isdigit() else None

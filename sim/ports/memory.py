@@ -1,4 +1,4 @@
-"""A flash driver over a plain bytearray, with NOR rules and no SPI: the explorer's fast path.
+"""A flash driver over a plain NOR array, with NOR rules and no SPI: the explorer's fast path.
 
 Implements the :class:`agent.storage.Flash` seam directly (size, sector size, read,
 program, erase), so the agent's file system runs without the SPI model under it.
@@ -6,11 +6,18 @@ Programs AND bits and erases set 0xFF (W25Q128JV datasheet 8.2.13, 8.2.15), so a
 continuation after a power cut sees exactly what the chip model left. It has no
 timing and cannot be cut: the explorer uses it only for the uninterrupted run that
 follows the last cut, as MCUboot's simulator checks after "an uninterrupted boot".
+
+The array is a :class:`sim.chip.sectors.SectorArray`: erased sectors cost nothing, and
+one built from a chip snapshot (:meth:`MemoryFlash.from_sectors`) shares its sectors
+copy-on-write instead of copying 16 MiB.
 """
 
 from __future__ import annotations
 
 from agent.w25q128jv import SECTOR, SIZE
+from sim.chip.sectors import SectorArray
+
+_SHIFT = SECTOR.bit_length() - 1
 
 
 class MemoryFlash:
@@ -21,38 +28,46 @@ class MemoryFlash:
             size = len(data)
         if size <= 0 or size % SECTOR:
             raise ValueError(f"size must be a positive multiple of {SECTOR}, got {size}")
-        self.memory = bytearray(data) if data is not None else bytearray(b"\xff" * size)
+        self.memory = SectorArray(size) if data is None else SectorArray.from_bytes(data)
+        self._size = size
         self.programs = 0
         self.erases = 0
 
+    @classmethod
+    def from_sectors(cls, sectors: tuple[bytes, ...]) -> MemoryFlash:
+        """A flash holding a chip snapshot's sectors, shared copy-on-write."""
+        flash = cls.__new__(cls)
+        flash.memory = SectorArray(len(sectors) * SECTOR, sectors=sectors)
+        flash._size = flash.memory.size
+        flash.programs = flash.erases = 0
+        return flash
+
     @property
     def size(self) -> int:
-        return len(self.memory)
+        return self._size
 
     @property
     def sector_size(self) -> int:
         return SECTOR
 
-    def _check(self, what: str, addr: int, n: int) -> None:
-        if addr < 0 or n < 0 or addr + n > len(self.memory):
-            raise ValueError(f"{what}: {addr:#x}+{n:#x} lies outside the flash")
-
     def read(self, addr: int, n: int) -> bytes:
-        self._check("read", addr, n)
-        return bytes(self.memory[addr : addr + n])
+        if addr < 0 or n < 0 or addr + n > self._size:
+            raise ValueError(f"read: {addr:#x}+{n:#x} lies outside the flash")
+        return self.memory.read(addr, n)
 
     def program(self, addr: int, data: bytes) -> None:
         """AND ``data`` into the array (NOR programming only clears bits)."""
-        self._check("program", addr, len(data))
-        old = int.from_bytes(self.memory[addr : addr + len(data)], "big")
-        new = old & int.from_bytes(data, "big")
-        self.memory[addr : addr + len(data)] = new.to_bytes(len(data), "big")
+        if addr < 0 or addr + len(data) > self._size:
+            raise ValueError(f"program: {addr:#x}+{len(data):#x} lies outside the flash")
+        self.memory.and_into(addr, data)
         self.programs += 1
 
     def erase(self, addr: int, length: int) -> None:
         """Set whole sectors to 0xFF."""
-        self._check("erase", addr, length)
+        if addr < 0 or length < 0 or addr + length > self._size:
+            raise ValueError(f"erase: {addr:#x}+{length:#x} lies outside the flash")
         if addr % SECTOR or length % SECTOR:
             raise ValueError(f"erase: {addr:#x}+{length:#x} is not sector aligned")
-        self.memory[addr : addr + length] = b"\xff" * length
+        for index in range(addr >> _SHIFT, (addr + length) >> _SHIFT):
+            self.memory.erase(index)
         self.erases += 1

@@ -93,6 +93,13 @@ class SimSpiPort(ExchangePort):
         droptail: int = 0,
     ) -> bytes:
         """Send ``out`` then read ``readlen`` bytes (or, duplex, read while sending)."""
+        if start and stop and out and not duplex and self.log is None and not droptail:
+            if readlen < 0:
+                raise ValueError(f"readlen and droptail must be >= 0, got {readlen}, {droptail}")
+            # one whole transaction, the driver's every call: no fill buffer, no slicing
+            chip = self.chip
+            chip.clock.advance((len(out) + readlen) * self._s_per_byte)
+            return chip.transact(out, readlen)
         if readlen < 0 or droptail < 0:
             raise ValueError(f"readlen and droptail must be >= 0, got {readlen}, {droptail}")
         if droptail:

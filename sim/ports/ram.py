@@ -11,6 +11,7 @@ no protection, no power cuts (use :mod:`sim.chip.w25q128` for those).
 from dataclasses import dataclass
 
 from agent.w25q128jv import ADDRESSED, BLOCK_64K, CHIP_ERASES, ERASE_UNITS, PAGE, SIZE, SR1, Op
+from sim.chip.sectors import SectorArray
 from sim.ports.wrapper import ExchangePort
 
 READS_WITH_ADDRESS: dict[int, int] = {  # opcode: dummy bytes after the address
@@ -54,7 +55,8 @@ class RamSpiPort(ExchangePort):
             raise ValueError(f"jedec_id must be 3 bytes, got {jedec_id!r}")
         if len(unique_id) != 8:
             raise ValueError(f"unique_id must be 8 bytes, got {unique_id!r}")
-        self.memory = bytearray(b"\xff" * size)
+        # a bytearray, or the chip store's SectorArray when shared with a MemoryFlash
+        self.memory: bytearray | SectorArray = bytearray(b"\xff" * size)
         self.jedec_id = bytes(jedec_id)
         self.unique_id = bytes(unique_id)
         self.wel = False

@@ -149,9 +149,34 @@ class ProcessAgent:
             self.stderr.append(line.decode(errors="replace").rstrip())
 
 
+class ProcessAgentFactory:
+    """An :data:`agent.protocol.AgentFactory` that runs ``program`` (plus the board's
+    options) once per boot.
+
+    Its agents run outside the harness's event loop, so loopback time cannot be virtual
+    for them (:mod:`sim.loopback` judges quiet by that loop alone): ``shares_loop`` tells
+    the runner to keep real waits, with stall windows compressed as on a bench.
+    """
+
+    shares_loop = False
+
+    def __init__(self, program: Sequence[str] = AGENT_PROGRAM) -> None:
+        self.program = tuple(program)
+
+    def __call__(self, board: Board) -> ProcessAgent:
+        return ProcessAgent(board, self.program)
+
+
 def process_agent(program: Sequence[str] = AGENT_PROGRAM) -> AgentFactory:
     """An agent factory that runs ``program`` (plus the board's options) once per boot."""
-    return lambda board: ProcessAgent(board, program)
+    return ProcessAgentFactory(program)
 
 
-__all__ = ["AGENT_PROGRAM", "HOST", "AgentProcessError", "ProcessAgent", "process_agent"]
+__all__ = [
+    "AGENT_PROGRAM",
+    "HOST",
+    "AgentProcessError",
+    "ProcessAgent",
+    "ProcessAgentFactory",
+    "process_agent",
+]

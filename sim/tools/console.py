@@ -15,19 +15,34 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
+from rich.text import Text
+
+
+class RateColumn(ProgressColumn):
+    """Items per second since the bar started (a long campaign's runs/s)."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed or 0.0
+        rate = task.completed / elapsed if elapsed > 0 else 0.0
+        return Text(f"{rate:7.1f}/s")
 
 
 class EventConsole:
     """``event(t, text)`` lines and one ``progress(done, total)`` bar."""
 
-    def __init__(self, stream: TextIO | None = None, *, unit: str = "") -> None:
+    def __init__(self, stream: TextIO | None = None, *, unit: str = "", rate: bool = False) -> None:
+        """``unit`` labels the bar's count; ``rate`` adds items per second and the time left."""
         self.console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=True)
         self.tty = self.console.is_terminal
         self.unit = unit
+        self.rate = rate
         self._progress: Progress | None = None
         self._task: TaskID | None = None
 
@@ -41,15 +56,16 @@ class EventConsole:
         if not self.tty or total <= 0:
             return
         if self._progress is None:
-            self._progress = Progress(
+            columns: list[ProgressColumn] = [
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn(self.unit),
                 TimeElapsedColumn(),
-                console=self.console,
-                transient=True,
-            )
+            ]
+            if self.rate:
+                columns += [RateColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+            self._progress = Progress(*columns, console=self.console, transient=True)
             self._progress.start()
             self._task = self._progress.add_task(label, total=total)
         assert self._task is not None

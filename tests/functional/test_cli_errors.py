@@ -20,7 +20,7 @@ def command(*argv: str) -> subprocess.CompletedProcess[str]:
 def test_fuzz_help_lists_every_mutant_and_the_defaults():
     out = command("sim", "fuzz", "--help").stdout
     assert all(name in out for name in MUTANTS)
-    assert "{linear,log,exhaustive,torn,random}" in out and "(default: log)" in out
+    assert "{campaign,linear,log,exhaustive,torn,random}" in out and "(default: campaign)" in out
 
 
 def test_demo_help_says_the_minimum_image_size_and_the_default():

@@ -46,6 +46,7 @@ from sim.cloud.blobserver.sas import (
     single_sas_params,
 )
 from sim.cloud.blobserver.shaping import (
+    FLUSH_POLL_S,
     Progress,
     client_gone,
     close_connection,
@@ -65,6 +66,7 @@ from sim.cloud.blobserver.store import (
 from sim.cloud.faults.chance import rng_for
 from sim.cloud.faults.exchange import Exchange
 from sim.cloud.faults.plan import FaultPlan, RequestInfo
+from sim.loopback import VirtualNetwork
 
 DEFAULT_VERSION = "2025-01-05"
 MD5_RANGE_LIMIT = 4 * 1024 * 1024  # 4 MiB, Get Blob: x-ms-range-get-content-md5
@@ -152,20 +154,36 @@ class BlobService:
         self.body_timeout_s = body_timeout_s
         self._count = 0
         self._closing = asyncio.Event()
+        # set by a simulation: pauses and stalls in its virtual time (sim/loopback.py)
+        self.network: VirtualNetwork | None = None
+
+    @property
+    def requests_received(self) -> int:
+        """Requests received so far (numbered 1, 2, ... as they arrive)."""
+        return self._count
 
     def stop(self) -> None:
         """End every pause and stall at once (the server is shutting down)."""
         self._closing.set()
+        if self.network is not None:
+            self.network.release_all()
 
     async def pause(self, seconds: float) -> None:
-        """Wait ``seconds`` of real time (the server is a real network peer), or until stop."""
+        """Wait ``seconds`` of real time (the server is a real network peer), or of the
+        simulation's virtual time, or until stop."""
         if seconds <= 0:
+            return
+        if self.network is not None and not self._closing.is_set():
+            await self.network.sleep(seconds)
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closing.wait(), seconds)
 
     async def hold(self, request: web.BaseRequest, seconds: float) -> None:
         """Send nothing for ``seconds`` (0 = forever) or until the client leaves or stop."""
+        if self.network is not None:
+            await self.network.hold(seconds, lambda: self._closing.is_set() or client_gone(request))
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds if seconds > 0 else None
         while not self._closing.is_set() and not client_gone(request):
@@ -552,6 +570,7 @@ class BlobService:
             rng=rng_for(self.seed, "body", record.number),
             pause=self.pause,
             hold=lambda s: self.hold(request, s),
+            flush_poll_s=0.0 if self.network is not None else FLUSH_POLL_S,
             progress=record.progress,
         )
         return response

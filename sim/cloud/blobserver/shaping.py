@@ -21,6 +21,7 @@ from sim.cloud.faults.exchange import Exchange
 
 CHUNK_BYTES = 256 * 1024  # big writes: loopback throughput; faults make them smaller
 RATE_SLICE_S = 0.01  # a bandwidth cap writes about 10 ms of data at a time
+FLUSH_POLL_S = 0.001  # a real client: look again 1 ms later; a simulation passes 0 (see flush)
 
 
 @dataclass
@@ -54,13 +55,16 @@ def client_gone(request: web.BaseRequest) -> bool:
     return transport is None or transport.is_closing()
 
 
-async def flush(request: web.BaseRequest) -> None:
-    """Wait until the transport has handed every written byte to the kernel."""
+async def flush(request: web.BaseRequest, poll_s: float = FLUSH_POLL_S) -> None:
+    """Wait until the transport has handed every written byte to the kernel.
+
+    ``poll_s=0`` stays runnable meanwhile, so a virtual-time simulation never takes the
+    handler for idle while bytes are still on their way (sim/loopback.py)."""
     while True:
         transport = request.transport
         if transport is None or transport.is_closing() or transport.get_write_buffer_size() == 0:
             return
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(poll_s)
 
 
 async def send_body(
@@ -74,6 +78,7 @@ async def send_body(
     pause: Callable[[float], Awaitable[None]],
     hold: Callable[[float], Awaitable[None]],
     progress: Progress,
+    flush_poll_s: float = FLUSH_POLL_S,
 ) -> None:
     """Write ``view`` (the blob bytes from offset ``first``) with the exchange's faults.
 
@@ -96,10 +101,10 @@ async def send_body(
         return
     if ending == "normal":
         if exchange.close_delay_s:
-            await flush(request)
+            await flush(request, flush_poll_s)
             await pause(exchange.close_delay_s)
         return
-    await flush(request)
+    await flush(request, flush_poll_s)
     if ending == "stall":
         progress.outcome = "stalled"
         await hold(exchange.stall_s or 0.0)

@@ -1,0 +1,224 @@
+"""The re-join shortcut: a cut run stops once its state provably equals the clean run's.
+
+A **checkpoint** is a moment of the clean run at which the agent has just saved its
+progress record (``agent/staging.py``'s journal). At each one the clean run notes the
+record, the file system's logical content (every file's SHA-256, read from a
+copy-on-write copy of the flash mounted without formatting), the MCU's state, and how
+far the reports, requests, boots and device time had got.
+
+A cut run (an explorer's continuation after its last cut) is watched the same way:
+when its agent saves a record equal to that of a clean checkpoint reached after the
+cut, and its file system's content and the MCU's state equal the clean run's there,
+the two runs are in the same state, so from there the clean run already shows what
+follows. The cut run stops (:class:`Rejoined`) and its record is its own prefix
+spliced to the clean run's suffix (:func:`splice`), which the invariants judge as
+they judge a full run. Nothing that counts bytes or requests may still be pending
+(the newer version's publish, a rot waiting for its bytes): the two runs have read
+different amounts, so such a run is never shortened. A configurable sample of cut
+runs always runs to the end (``sim/explore/explorers.py``), and
+``tests/property/test_rejoin.py`` shows both give the same verdicts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from agent.errors import PowerLoss
+from agent.record import Record
+from agent.storage import Storage, StorageError
+from agent.twin import merge_patch
+from sim.device import reported_status
+from sim.explore.result import ScenarioResult
+from sim.ports.memory import MemoryFlash
+
+if TYPE_CHECKING:
+    from sim.explore.runner import Run
+
+#: Directories walked for the file system's content (the agent's and the field state's).
+WALKED = ("/",)
+
+
+@dataclass(frozen=True)
+class FlashState:
+    """The file system's logical content: (path, SHA-256 hex) of every file, sorted."""
+
+    files: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The clean run just after its agent saved ``record`` (see the module doc)."""
+
+    ops: int  # state-changing flash operations the clean run had latched by then
+    record: Record
+    site: Site  # where in the agent's code the record was saved
+    flash: FlashState
+    target: tuple[int, str, int]  # MCU version, SHA-256 of its image, installs so far
+    reports: int
+    requests: int
+    boots: int
+    device_time_s: float
+
+
+class Rejoined(BaseException):
+    """Raised inside a cut run's agent at the record save that re-joins ``checkpoint``.
+
+    A ``BaseException`` so that no ``except Exception`` in the agent under test can
+    swallow it; the runner catches it around the whole run.
+    """
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        super().__init__(f"re-joined the clean run at op {checkpoint.ops}")
+        self.checkpoint = checkpoint
+
+
+@dataclass(frozen=True)
+class RejoinPlan:
+    """What a cut run may re-join: the clean run's checkpoints from op ``after_ops`` on."""
+
+    checkpoints: tuple[Checkpoint, ...]
+    clean: ScenarioResult
+    after_ops: int
+
+    def candidates(self, record: Record) -> list[Checkpoint]:
+        return [c for c in self.checkpoints if c.ops >= self.after_ops and c.record == record]
+
+
+def flash_state(sectors: tuple[bytes, ...]) -> FlashState | None:
+    """Mount a copy of ``sectors`` as a booting agent would (never formatting) and hash
+    every file; None when it does not mount (such a state re-joins nothing)."""
+    flash = MemoryFlash.from_sectors(sectors)
+    try:
+        storage = Storage.mount(flash, format_blank=False)
+    except (StorageError, PowerLoss):
+        return None
+    try:
+        files: list[tuple[str, str]] = []
+        todo = list(WALKED)
+        while todo:
+            folder = todo.pop()
+            for name in storage.listdir(folder):
+                path = folder.rstrip("/") + "/" + name
+                try:
+                    data = storage.read_file(path)
+                except (StorageError, IsADirectoryError):
+                    todo.append(path)
+                    continue
+                files.append((path, hashlib.sha256(data).hexdigest()))
+        return FlashState(tuple(sorted(files)))
+    except (StorageError, FileNotFoundError):
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            storage.unmount()
+
+
+Site = tuple[tuple[Any, int], ...]
+
+
+def call_site(frame: FrameType | None) -> Site:
+    """Where the agent is: (code, line) of every frame from ``frame`` up to the task's
+    root. Equal records saved from different places (a boot's recovery against the
+    first run's apply) are different states: what the agent does next differs."""
+    site = []
+    while frame is not None and frame.f_code.co_filename not in _LOOP_FILES:
+        site.append((frame.f_code, frame.f_lineno))
+        frame = frame.f_back
+    return tuple(site)
+
+
+_LOOP_FILES = frozenset((asyncio.events.__file__, asyncio.tasks.__file__))
+
+
+def target_state(run: Run) -> tuple[int, str, int]:
+    target = run.target
+    digest = hashlib.sha256(bytes(target.image)).hexdigest()
+    return (target.current_version(), digest, len(target.installs))
+
+
+def checkpoint(
+    run: Run, record: Record, site: Site, ops: int, sectors: tuple[bytes, ...]
+) -> Checkpoint | None:
+    """The clean run's state at a record save, or None if its flash does not mount."""
+    state = flash_state(sectors)
+    if state is None:
+        return None
+    return Checkpoint(
+        ops=ops,
+        record=record,
+        site=site,
+        flash=state,
+        target=target_state(run),
+        reports=len(run.twin.reported_log),
+        requests=len(run.wire.requests),
+        boots=run.boots_before + run.device.boots,
+        device_time_s=run.chip.clock.monotonic() - run.t0,
+    )
+
+
+def check_rejoin(
+    run: Run,
+    plan: RejoinPlan,
+    record: Record,
+    site: Site,
+    sectors: Callable[[], tuple[bytes, ...]],
+) -> None:
+    """Raise :class:`Rejoined` if the cut run's state now equals a clean checkpoint's."""
+    if run.wire.watchers:
+        return  # something still counts bytes: the runs' futures differ
+    candidates = [c for c in plan.candidates(record) if c.site == site]
+    if not candidates:
+        return
+    target = target_state(run)
+    state = flash_state(sectors())
+    for cp in candidates:
+        if state is not None and state == cp.flash and target == cp.target:
+            raise Rejoined(cp)
+
+
+def splice(run: Run, cp: Checkpoint, clean: ScenarioResult) -> ScenarioResult:
+    """The cut run's record up to the re-join, then the clean run's from ``cp`` on."""
+    s = run.s
+    prefix = [reported_status(p) for p in run.twin.reported_log]
+    suffix = clean.reports[cp.reports :]
+    document = dict(run.twin.reported)
+    for report in suffix:
+        document = merge_patch(document, {"extFwInfo": report})
+    boot = run.boots_before + run.device.boots
+    marks = list(run.boot_marks) + [
+        len(prefix) + m - cp.reports for m in clean.boot_marks if m > cp.reports
+    ]
+    requests = run.wire.records() + [
+        dataclasses.replace(r, boot=r.boot - cp.boots + boot) for r in clean.requests[cp.requests :]
+    ]
+    boots = boot + clean.boots - cp.boots
+    device_time = run.chip.clock.monotonic() - run.t0 + clean.device_time_s - cp.device_time_s
+    reached = clean.reached and boots <= s.max_boots and device_time <= s.max_device_time_s
+    return ScenarioResult(
+        scenario=s,
+        images=clean.images,
+        reached=reached,
+        boots=boots,
+        cuts_fired=run.cuts_before + run.device.cuts,
+        device_time_s=device_time,
+        reports=prefix + suffix,
+        boot_marks=marks,
+        final_reported=reported_status(document),
+        installs=list(run.target.installs) + list(clean.installs[cp.target[2] :]),
+        target_version=clean.target_version,
+        target_sha256=clean.target_sha256,
+        requests=requests,
+        faulted_requests=clean.faulted_requests,
+        fs=clean.fs,  # the same files (checked at the re-join); the suffix is the clean run's
+        newer_published=clean.newer_published,
+        rot_landed=clean.rot_landed,
+        crash=clean.crash,
+        rejoined_at=cp.ops,
+    )
