@@ -12,7 +12,6 @@ from agent.hosts import is_loopback_host
 from sim.cloud.blobserver.app import (
     BODY_TIMEOUT_S,
     EVENT_LOG_SIZE,
-    MAX_UPLOAD_BYTES,
     BlobService,
     RedactingAccessLogger,
 )
@@ -21,6 +20,7 @@ from sim.cloud.blobserver.errors import BlobError
 from sim.cloud.blobserver.events import Event
 from sim.cloud.blobserver.sas import make_service_sas
 from sim.cloud.blobserver.store import BlobStore, DirectoryStore, MemoryStore
+from sim.cloud.blobserver.writes import MAX_UPLOAD_BYTES
 from sim.cloud.dev_account import DEV_ACCOUNT, DEV_KEY, connection_string
 from sim.cloud.faults.plan import FaultPlan, Rule
 
