@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from sim.cloud.blobserver.conditions import check_conditions
+from sim.cloud.blobserver.directory_store import DirectoryStore
 from sim.cloud.blobserver.errors import MESSAGES, BlobError
 from sim.cloud.blobserver.listing import parse_block_list
 from sim.cloud.blobserver.shaping import close_connection
-from sim.cloud.blobserver.store import BlobStore, BlobWriter, DirectoryStore, StoredBlob
+from sim.cloud.blobserver.store import BlobStore, BlobWriter, StoredBlob
 
 if TYPE_CHECKING:
     from sim.cloud.blobserver.app import _Record
