@@ -17,7 +17,7 @@ COMMANDS: dict[str, Command] = {
         "sim.tools.selfcheck", "print the simulated chip's identity and timing table"
     ),
     "serprog": Command(
-        "sim.tools.serprog", "serve a simulated W25Q128JV over flashrom's serprog protocol"
+        "sim.tools.serprog.cli", "serve a simulated W25Q128JV over flashrom's serprog protocol"
     ),
     "hub": Command(
         "sim.cloud.iothub.cli", "run the local IoT Hub + DPS for the real Azure SDKs (MQTT/TLS)"

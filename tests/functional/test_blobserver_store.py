@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from sim.cloud.blobserver import BlobServer
-from sim.cloud.blobserver.store import StagedBlocks
+from sim.cloud.blobserver.staged_blocks import StagedBlocks
 
 pytestmark = pytest.mark.sim
 

@@ -23,7 +23,8 @@ import pytest
 from sim.chip.w25q128 import W25Q128
 from sim.clock import VirtualClock
 from sim.ports.model import SimSpiPort
-from sim.tools.serprog import SerprogServer, main
+from sim.tools.serprog import SerprogServer
+from sim.tools.serprog.cli import main
 
 pytestmark = pytest.mark.sim
 

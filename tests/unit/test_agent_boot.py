@@ -1,6 +1,6 @@
 """Every storage decision the agent takes at boot, one deterministic test each.
 
-``Agent.boot`` opens the chip and mounts littlefs (agent/storage.py, ``Storage.mount``):
+``Agent.boot`` opens the chip and mounts littlefs (agent/storage/, ``Storage.mount``):
 a blank region is formatted (first boot), as is one whose only non-blank blocks are the
 superblock pair (a cut during the first format); anything else that littlefs cannot
 mount (foreign data, a littlefs of another layout, a region whose reads fail) is

@@ -12,7 +12,8 @@ import pytest
 
 from agent.errors import PowerLoss
 from sim.clock import VirtualClock
-from sim.tools.serprog import SerprogServer, main, parse_listen
+from sim.tools.serprog import SerprogServer
+from sim.tools.serprog.cli import main, parse_listen
 
 pytestmark = pytest.mark.sim
 

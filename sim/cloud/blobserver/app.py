@@ -10,34 +10,34 @@ Each request gets a number; the plan's rules that select it edit an
 stall, status) act before authorization, as a front end or a network would;
 the rest shape the Get Blob response. One :class:`~sim.cloud.blobserver.events.Event`
 per request is appended to :attr:`BlobService.events`.
+
+This module is the service core: the request's number and faults, authorization
+(Shared Key, service SAS), errors and dispatch. The operations live in its parts:
+containers :mod:`sim.cloud.blobserver.containers`, Get Blob
+:mod:`sim.cloud.blobserver.reads`, Put Blob / Put Block / Put Block List
+:mod:`sim.cloud.blobserver.writes`.
 """
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import hashlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import format_datetime
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from agent.redact import redact
 from sim.cloud.blobserver.conditions import check_conditions
-from sim.cloud.blobserver.errors import MESSAGES, BlobError, error_body
+from sim.cloud.blobserver.containers import ContainerOperations
+from sim.cloud.blobserver.errors import BlobError, error_body
 from sim.cloud.blobserver.events import Event
-from sim.cloud.blobserver.listing import list_blobs_xml, parse_block_list
 from sim.cloud.blobserver.ranges import requested_range
+from sim.cloud.blobserver.reads import BlobReads
 from sim.cloud.blobserver.sas import (
     CREATE,
     DELETE,
-    LIST,
     READ,
     WRITE,
     Operation,
@@ -45,48 +45,18 @@ from sim.cloud.blobserver.sas import (
     check_shared_key,
     single_sas_params,
 )
-from sim.cloud.blobserver.shaping import (
-    FLUSH_POLL_S,
-    Progress,
-    client_gone,
-    close_connection,
-    reset_connection,
-    send_body,
-)
-from sim.cloud.blobserver.store import (
-    BlobChanged,
-    BlobStore,
-    BlobView,
-    BlobWriter,
-    DirectoryStore,
-    StoredBlob,
-    check_blob_name,
-    check_container_name,
-)
+from sim.cloud.blobserver.shaping import Progress, client_gone, close_connection, reset_connection
+from sim.cloud.blobserver.store import BlobStore, StoredBlob, check_blob_name, check_container_name
+from sim.cloud.blobserver.writes import BlobWrites, BodyTimedOut
 from sim.cloud.faults.chance import rng_for
 from sim.cloud.faults.exchange import Exchange
 from sim.cloud.faults.plan import FaultPlan, RequestInfo
 from sim.loopback import VirtualNetwork
 
 DEFAULT_VERSION = "2025-01-05"
-MD5_RANGE_LIMIT = 4 * 1024 * 1024  # 4 MiB, Get Blob: x-ms-range-get-content-md5
-MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # what the memory store holds of one blob
-MAX_BLOCK_ID_BYTES = 64  # Put Block: blockid decodes to at most 64 bytes
-MAX_BLOCK_LIST_BYTES = 8 * 1024 * 1024  # 50,000 block ids in XML, with room
 EVENT_LOG_SIZE = 10_000  # events kept (a ring buffer): ~2 MB
 BODY_TIMEOUT_S = 30.0  # a request body that sends nothing for this long is dropped
-MiB = 1024 * 1024
-# "Put Blob" and "Put Block": the largest body by x-ms-version (service version).
-_PUT_LIMITS = (  # (from version, Put Blob max, Put Block max)
-    ("2019-12-12", 5000 * MiB, 4000 * MiB),
-    ("2016-05-31", 256 * MiB, 100 * MiB),
-    ("", 64 * MiB, 4 * MiB),
-)
 SERVER_HEADER = "Windows-Azure-Blob/1.0 Microsoft-HTTPAPI/2.0"
-
-MESSAGES.setdefault(
-    "BlobAlreadyExists", "The specified blob already exists."
-)  # Put Blob with If-None-Match: * on an existing blob answers 409
 
 log = logging.getLogger("sim.cloud.blobserver")
 
@@ -124,7 +94,7 @@ class _Record:
     progress: Progress = field(default_factory=Progress)
 
 
-class BlobService:
+class BlobService(ContainerOperations, BlobReads, BlobWrites):
     """The state behind the handlers: storage, credentials, the live plan, the event log."""
 
     def __init__(
@@ -389,377 +359,6 @@ class BlobService:
                 raise BlobError(404, "ContainerNotFound")
             raise BlobError(404, "BlobNotFound")
         return blob
-
-    async def _container_op(
-        self, request: web.Request, container: str, common: dict[str, str], record: _Record
-    ) -> web.StreamResponse:
-        query = request.query
-        if query.get("restype") != "container":
-            raise BlobError(
-                400, "InvalidQueryParameterValue", detail={"QueryParameterName": "restype"}
-            )
-        method, comp = request.method, query.get("comp")
-        stamp = {
-            "ETag": '"0x8D000000000000"',
-            "Last-Modified": format_datetime(_epoch(), usegmt=True),
-        }
-        if method == "PUT" and comp is None:
-            self._authorize(request, Operation(container, None, ""))
-            if not self.store.create_container(container):
-                raise BlobError(409, "ContainerAlreadyExists")
-            record.status = 201
-            return web.Response(status=201, headers={**common, **stamp})
-        if method == "DELETE" and comp is None:
-            self._authorize(request, Operation(container, None, ""))
-            if not self.store.delete_container(container):
-                raise BlobError(404, "ContainerNotFound")
-            record.status = 202
-            return web.Response(status=202, headers=common)
-        if method in ("GET", "HEAD") and comp is None:
-            self._authorize(request, Operation(container, None, READ))
-            if not self.store.has_container(container):
-                raise BlobError(404, "ContainerNotFound")
-            record.status = 200
-            return web.Response(
-                status=200,
-                headers={
-                    **common,
-                    **stamp,
-                    "x-ms-lease-state": "available",
-                    "x-ms-lease-status": "unlocked",
-                    "x-ms-has-immutability-policy": "false",
-                    "x-ms-has-legal-hold": "false",
-                },
-            )
-        if method == "GET" and comp == "list":
-            self._authorize(request, Operation(container, None, LIST))
-            if not self.store.has_container(container):
-                raise BlobError(404, "ContainerNotFound")
-            prefix = query.get("prefix", "")
-            body = list_blobs_xml(
-                f"http://{request.host}/{self.account}",
-                container,
-                prefix,
-                self.store.list(container, prefix),
-            )
-            record.status = 200
-            return web.Response(
-                status=200, body=body, headers={**common, "Content-Type": "application/xml"}
-            )
-        raise BlobError(400, "InvalidQueryParameterValue", detail={"QueryParameterName": "comp"})
-
-    def _blob_headers(self, blob: StoredBlob) -> dict[str, str]:
-        headers = {
-            "ETag": blob.etag,
-            "Last-Modified": format_datetime(blob.last_modified, usegmt=True),
-            "Content-Type": blob.content_type,
-            "Accept-Ranges": "bytes",
-            "x-ms-blob-type": "BlockBlob",
-            "x-ms-creation-time": format_datetime(blob.created, usegmt=True),
-            "x-ms-lease-state": "available",
-            "x-ms-lease-status": "unlocked",
-            "x-ms-server-encrypted": "true",
-        }
-        return headers
-
-    async def _properties(
-        self, request: web.Request, blob: StoredBlob, common: dict[str, str], record: _Record
-    ) -> web.StreamResponse:
-        headers = {
-            **common,
-            **self._blob_headers(blob),
-            "x-ms-access-tier": "Hot",
-            "x-ms-access-tier-inferred": "true",
-        }
-        if blob.content_md5:
-            headers["Content-MD5"] = base64.b64encode(blob.content_md5).decode()
-        response = web.StreamResponse(status=200, headers=headers)
-        response.content_length = blob.size
-        record.status = 200
-        await response.prepare(request)
-        return response
-
-    async def _get(
-        self,
-        request: web.Request,
-        blob: StoredBlob,
-        common: dict[str, str],
-        exchange: Exchange,
-        record: _Record,
-    ) -> web.StreamResponse:
-        length = blob.size
-        asked = None if exchange.ignore_range else requested_range(request.headers)
-        want_md5 = request.headers.get("x-ms-range-get-content-md5", "").lower() == "true"
-        if asked is not None:
-            first, last = asked.resolve(length)
-        else:
-            first, last = 0, length - 1
-        size = last - first + 1
-        if want_md5 and not exchange.ignore_range and (asked is None or size > MD5_RANGE_LIMIT):
-            raise BlobError(
-                400,
-                "InvalidHeaderValue",
-                detail={"HeaderName": "x-ms-range-get-content-md5", "HeaderValue": "true"},
-            )
-        try:
-            with blob.open(first, last) as view:
-                return await self._send(
-                    request,
-                    blob,
-                    view,
-                    first,
-                    last,
-                    asked is not None,
-                    want_md5,
-                    common,
-                    exchange,
-                    record,
-                )
-        except BlobChanged:
-            # the file was replaced between the lookup and the open: the client retries
-            raise BlobError(503, "ServerBusy") from None
-
-    async def _send(
-        self,
-        request: web.Request,
-        blob: StoredBlob,
-        view: BlobView,
-        first: int,
-        last: int,
-        ranged: bool,
-        want_md5: bool,
-        common: dict[str, str],
-        exchange: Exchange,
-        record: _Record,
-    ) -> web.StreamResponse:
-        size = last - first + 1
-        headers = {**common, **self._blob_headers(blob)}
-        if ranged:
-            status = 206
-            shift = exchange.content_range_shift
-            total = (
-                blob.size if exchange.content_range_total is None else exchange.content_range_total
-            )
-            headers["Content-Range"] = f"bytes {first + shift}-{last + shift}/{total}"
-            if want_md5:
-                digest = hashlib.md5(view[0:size]).digest()
-                headers["Content-MD5"] = base64.b64encode(digest).decode()
-            if blob.content_md5:
-                headers["x-ms-blob-content-md5"] = base64.b64encode(blob.content_md5).decode()
-        else:
-            status = 200
-            if blob.content_md5:
-                headers["Content-MD5"] = base64.b64encode(blob.content_md5).decode()
-        response = web.StreamResponse(status=status, headers=headers)
-        response.content_length = size
-        if (
-            exchange.stop_after is not None
-            or exchange.missing_bytes
-            or exchange.close_delay_s
-            or (exchange.stall_s is not None)
-        ):
-            response.force_close()
-        record.status = status
-        await response.prepare(request)
-        await send_body(
-            request,
-            response,
-            view,
-            first=first,
-            exchange=exchange,
-            rng=rng_for(self.seed, "body", record.number),
-            pause=self.pause,
-            hold=lambda s: self.hold(request, s),
-            flush_poll_s=0.0 if self.network is not None else FLUSH_POLL_S,
-            progress=record.progress,
-        )
-        return response
-
-    async def _put(
-        self,
-        request: web.Request,
-        container: str,
-        name: str,
-        existing: StoredBlob | None,
-        common: dict[str, str],
-        record: _Record,
-    ) -> web.StreamResponse:
-        query = request.query
-        comp = query.get("comp")
-        if comp not in (None, "block", "blocklist"):
-            raise BlobError(
-                400, "InvalidQueryParameterValue", detail={"QueryParameterName": "comp"}
-            )
-        length = self._body_length(request, comp)
-        headers = request.headers
-        if comp == "block":
-            block_id = _block_id(query.get("blockid"))
-            body = await self._read_body(request, length, record)
-            _check_content_md5(headers, hashlib.md5(body).digest())
-            self.store.staged_blocks.stage_block(container, name, block_id, body)
-            record.status = 201
-            return web.Response(
-                status=201,
-                headers={
-                    **common,
-                    "Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode(),
-                    "x-ms-request-server-encrypted": "true",
-                },
-            )
-        self._check_overwrite(headers, existing)
-        md5 = _b64_header(headers, "x-ms-blob-content-md5")
-        content_type = headers.get("x-ms-blob-content-type", "application/octet-stream")
-        if comp == "blocklist":
-            body = await self._read_body(request, length, record)
-            _check_content_md5(headers, hashlib.md5(body).digest())
-            staged = self.store.staged_blocks.staged(container, name)
-            parts = []
-            for kind, block_id in parse_block_list(body):
-                if kind == "Committed" or block_id not in staged:
-                    raise BlobError(400, "InvalidBlockList")
-                parts.append(staged[block_id])
-            writer = self.store.writer(container, name)
-            try:
-                for part in parts:
-                    writer.write(part)
-            except BaseException:
-                writer.abort()
-                raise
-            blob = writer.commit(content_type=content_type, content_md5=md5)
-            self.store.staged_blocks.clear_staged(container, name)
-        else:
-            blob_type = headers.get("x-ms-blob-type")
-            if blob_type != "BlockBlob":
-                raise BlobError(
-                    400,
-                    "InvalidHeaderValue",
-                    detail={"HeaderName": "x-ms-blob-type", "HeaderValue": str(blob_type)[:32]},
-                )
-            writer = self.store.writer(container, name)
-            await self._stream_body(request, length, writer, record)
-            try:
-                _check_content_md5(headers, writer.md5)
-            except BlobError:
-                writer.abort()
-                raise
-            # Put Blob computes the MD5; Put Block List does not
-            blob = writer.commit(content_type=content_type, content_md5=md5 or writer.md5)
-        out = {
-            **common,
-            "ETag": blob.etag,
-            "Last-Modified": format_datetime(blob.last_modified, usegmt=True),
-            "x-ms-request-server-encrypted": "true",
-        }
-        if comp is None and blob.content_md5:
-            out["Content-MD5"] = base64.b64encode(blob.content_md5).decode()
-        record.status = 201
-        return web.Response(status=201, headers=out)
-
-    def _body_length(self, request: web.Request, comp: str | None) -> int:
-        """The announced body length, refused up front (413, before a byte is read) when
-        over what this operation takes at the request's version (Put Blob, Put Block)."""
-        raw = request.headers.get("Content-Length")
-        if raw is None or not raw.isascii() or not raw.isdigit():
-            if request.headers.get("Transfer-Encoding") or raw is not None:
-                raise BlobError(411, "MissingContentLengthHeader")
-            return 0
-        length = int(raw)
-        version = request.headers.get("x-ms-version") or request.query.get("sv") or ""
-        _, blob_max, block_max = next(row for row in _PUT_LIMITS if version >= row[0])
-        if comp == "blocklist":
-            limit = MAX_BLOCK_LIST_BYTES
-        elif comp == "block":
-            limit = min(block_max, self.store.staged_blocks.max_bytes)
-        else:
-            limit = blob_max
-            if not isinstance(self.store, DirectoryStore):
-                limit = min(limit, MAX_UPLOAD_BYTES)  # held in memory
-        if length > limit:
-            raise BlobError(413, "RequestBodyTooLarge", detail={"MaxLimit": str(limit)})
-        return length
-
-    async def _chunks(
-        self, request: web.Request, length: int, record: _Record
-    ) -> AsyncIterator[bytes]:
-        """The body as it arrives; a body idle ``body_timeout_s`` drops the connection."""
-        received = 0
-        while received < length:
-            try:
-                chunk = await asyncio.wait_for(request.content.readany(), self.body_timeout_s)
-            except TimeoutError:
-                record.progress.outcome = "timed-out"
-                close_connection(request)
-                raise BodyTimedOut from None
-            if not chunk:
-                break
-            received += len(chunk)
-            yield chunk
-        if received != length:
-            raise BlobError(400, "InvalidInput")
-
-    async def _read_body(self, request: web.Request, length: int, record: _Record) -> bytes:
-        body = bytearray()
-        async for chunk in self._chunks(request, length, record):
-            body += chunk
-        return bytes(body)
-
-    async def _stream_body(
-        self, request: web.Request, length: int, writer: BlobWriter, record: _Record
-    ) -> None:
-        try:
-            async for chunk in self._chunks(request, length, record):
-                writer.write(chunk)
-        except BaseException:
-            writer.abort()  # never leave a partial file behind
-            raise
-
-    @staticmethod
-    def _check_overwrite(headers: Mapping[str, str], existing: StoredBlob | None) -> None:
-        if headers.get("If-None-Match", "").strip() == "*" and existing is not None:
-            raise BlobError(409, "BlobAlreadyExists")
-        check_conditions(
-            {k: v for k, v in headers.items() if not (k.lower() == "if-none-match" and v == "*")},
-            etag=existing.etag if existing else None,
-            last_modified=existing.last_modified if existing else None,
-            read=False,
-        )
-
-
-def _epoch() -> datetime:
-    """Containers carry a fixed stamp: they are not versioned here."""
-    return datetime(2024, 1, 1, tzinfo=UTC)
-
-
-def _b64_header(headers: Mapping[str, str], name: str) -> bytes | None:
-    value = headers.get(name)
-    if not value:
-        return None
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise BlobError(
-            400, "InvalidHeaderValue", detail={"HeaderName": name, "HeaderValue": value[:64]}
-        ) from None
-
-
-def _check_content_md5(headers: Mapping[str, str], digest: bytes) -> None:
-    expected = _b64_header(headers, "Content-MD5")
-    if expected is not None and expected != digest:
-        raise BlobError(400, "Md5Mismatch")
-
-
-class BodyTimedOut(Exception):
-    """The request body stopped arriving: the connection was closed, nothing is sent."""
-
-
-def _block_id(value: str | None) -> str:
-    try:
-        decoded = base64.b64decode(value or "", validate=True)
-    except (binascii.Error, ValueError):
-        decoded = b""
-    if not decoded or len(decoded) > MAX_BLOCK_ID_BYTES:
-        raise BlobError(400, "InvalidQueryParameterValue", detail={"QueryParameterName": "blockid"})
-    return str(value)
 
 
 class RedactingAccessLogger(AbstractAccessLogger):

@@ -12,15 +12,17 @@ from agent.hosts import is_loopback_host
 from sim.cloud.blobserver.app import (
     BODY_TIMEOUT_S,
     EVENT_LOG_SIZE,
-    MAX_UPLOAD_BYTES,
     BlobService,
     RedactingAccessLogger,
 )
 from sim.cloud.blobserver.control import PREFIX, make_control_app
+from sim.cloud.blobserver.directory_store import DirectoryStore
 from sim.cloud.blobserver.errors import BlobError
 from sim.cloud.blobserver.events import Event
+from sim.cloud.blobserver.memory_store import MemoryStore
 from sim.cloud.blobserver.sas import make_service_sas
-from sim.cloud.blobserver.store import BlobStore, DirectoryStore, MemoryStore
+from sim.cloud.blobserver.store import BlobStore
+from sim.cloud.blobserver.writes import MAX_UPLOAD_BYTES
 from sim.cloud.dev_account import DEV_ACCOUNT, DEV_KEY, connection_string
 from sim.cloud.faults.plan import FaultPlan, Rule
 
@@ -68,8 +70,8 @@ class BlobServer:
     ``event_log_size`` events; a request head not complete within ``header_timeout_s``
     (or a keep-alive connection idle that long) and a body that sends nothing for
     ``body_timeout_s`` are dropped; Put Blob bodies over Azure's maximum are refused up
-    front, and uncommitted blocks are bounded (:class:`~sim.cloud.blobserver.store.
-    StagedBlocks`).
+    front, and uncommitted blocks are bounded (:class:`~sim.cloud.blobserver.
+    staged_blocks.StagedBlocks`).
     """
 
     def __init__(
