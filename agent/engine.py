@@ -49,6 +49,7 @@ from agent.staging import (
 from agent.storage import Flash, Geometry, Storage, StorageError
 from agent.target import McuTarget
 from agent.twin import Twin, merge_patch
+from agent.twin_link import TwinLink
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ class Agent:
         self._progress_sent = -1
         self._outbox: asyncio.Queue[Report] = asyncio.Queue()
         self._downloader: Downloader | None = None
+        self.link = TwinLink(twin, clock, self.rng, on_desired=self._on_patch)
 
     # -- boot ---------------------------------------------------------------------
 
@@ -158,11 +160,11 @@ class Agent:
                 on_progress=self._on_progress,
             )
             self.twin.on_desired_patch(self._on_patch)
-            await self.twin.connect()
+            await self.link.connect()
             sender = asyncio.ensure_future(self._send_reports())
             try:
                 await self._recover()
-                self._desired = merge_patch(await self.twin.get_desired(), self._desired)
+                self._desired = merge_patch(await self.link.get_desired(), self._desired)
                 await self._serve()
             finally:
                 sender.cancel()
@@ -170,13 +172,14 @@ class Agent:
                     await self.twin.close()
 
     async def _send_reports(self) -> None:
-        """Send reports to the twin one at a time, in the order they were made."""
+        """Send reports to the twin one at a time, in the order they were made; a report
+        the twin refuses (:class:`TwinError`) is kept and sent again (:mod:`agent.twin_link`)."""
         while True:
             report = await self._outbox.get()
             try:
-                await self.twin.report(to_reported(report))
-            except Exception as exc:  # the cloud being away must not stop the agent
-                log.warning("could not send report %s: %s", report.status.value, exc)
+                await self.link.report(to_reported(report))
+            except Exception as exc:  # a bug in the twin must not stop the agent
+                log.error("report %s not sent: %s", report.status.value, exc)
 
     async def _serve(self) -> None:
         while True:
