@@ -118,6 +118,7 @@ class Agent:
         self._outbox: asyncio.Queue[Report] = asyncio.Queue()
         self._downloader: Downloader | None = None
         self.link = TwinLink(twin, clock, self.rng, on_desired=self._on_patch)
+        self._waiting = False  # for a new instruction, in _serve
 
     # -- boot ---------------------------------------------------------------------
 
@@ -141,6 +142,13 @@ class Agent:
     def downloads(self) -> list[DownloadStats]:
         """One :class:`DownloadStats` per download attempt in this boot, oldest first."""
         return [] if self._downloader is None else self._downloader.history
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to do until the cloud says something: waiting for a new instruction with
+        every report sent (a simulation may let the cloud's time pass then)."""
+        waiting = self._waiting and not self._wake.is_set()
+        return waiting and self._outbox.empty() and not self.link.busy
 
     def installed_version(self) -> int:
         assert self.journal is not None
@@ -187,7 +195,11 @@ class Agent:
             desired = dict(self._desired)
             outcome = await self._attempt(desired)
             if outcome is Outcome.DONE:
-                await self._wake.wait()
+                self._waiting = True
+                try:
+                    await self._wake.wait()
+                finally:
+                    self._waiting = False
                 continue
             delay = self.rng.uniform(0.5, 1.0) * self.config.retry_interval_s
             with contextlib.suppress(TimeoutError):

@@ -58,6 +58,7 @@ class TwinLink:
         self.cap_s = cap_s
         self.failures = 0  # twin calls that raised TwinError, over the link's life
         self.reconnects = 0
+        self.busy = 0  # calls in progress (a report in hand counts until acknowledged)
         self._generation = 0  # bumped on every successful (re)connect
         self._lock = asyncio.Lock()
         self._refresh = False  # the desired section must be read again
@@ -83,6 +84,15 @@ class TwinLink:
 
     async def _retry(
         self, what: str, call: Callable[[], Awaitable[T]], *, reconnect: bool = True
+    ) -> T:
+        self.busy += 1
+        try:
+            return await self._retry_loop(what, call, reconnect=reconnect)
+        finally:
+            self.busy -= 1
+
+    async def _retry_loop(
+        self, what: str, call: Callable[[], Awaitable[T]], *, reconnect: bool
     ) -> T:
         attempt = 0
         while True:

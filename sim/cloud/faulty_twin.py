@@ -19,8 +19,14 @@ device's messages (twin GETs and reported patches) on one connection:
 - ``duplicate_desired``: the patch reaches the device twice;
 - ``fail_twin_get``: ``get_desired`` raises :class:`TwinError` naming the status.
 
-Delayed patches and timed drops fall due as the clock moves; the twin looks at every
-call of the device and at :meth:`tick`.
+A connection a fault dropped is also noticed by the device's own client, which connects
+again ``reconnect_after_s`` later (azure-iot-device's ``connection_retry``; refused while
+the hub refuses) and, if desired ``$version`` moved meanwhile, delivers the whole desired
+section (``docs/iothub.md``): a device that makes no call is not cut off for good.
+
+Delayed patches, timed drops and those reconnects fall due as the clock moves; the twin
+looks at every call of the device and at :meth:`tick`; :meth:`next_due` says when the
+next one is (a simulation whose device is idle moves its clock there).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from sim.cloud.twin import InProcessTwin
 from sim.cloud.twin_faults import TwinFault, TwinFaults
 
 ACK_TIMEOUT_S = 30.0  # agent.azure.AzureConnectionConfig.operation_timeout_s's default
+RECONNECT_AFTER_S = 10.0  # ... and its connection_retry_interval_s
 CONNACK = {  # MQTT 3.1.1 section 3.2.2.3, as IoT Hub uses them (docs/iothub.md)
     1: "unacceptable protocol version",
     2: "identifier rejected",
@@ -61,11 +68,13 @@ class FaultyTwin(InProcessTwin):
         clock: DeviceClock,
         device_id: str = "device",
         ack_timeout_s: float = ACK_TIMEOUT_S,
+        reconnect_after_s: float = RECONNECT_AFTER_S,
     ) -> None:
         super().__init__(desired)
         self.clock = clock
         self.device_id = device_id
         self.ack_timeout_s = ack_timeout_s
+        self.reconnect_after_s = reconnect_after_s
         self.faults = TwinFaults(clock=clock.monotonic)
         self.messages = 0  # on the current connection
         self.drops = 0
@@ -73,6 +82,8 @@ class FaultyTwin(InProcessTwin):
         self.lost_acks = 0
         self._held: deque[tuple[float, dict[str, Any]]] = deque()  # (due, patch)
         self._held_epoch = 0
+        self._retry_at: float | None = None  # the client's own reconnect after a drop
+        self._device_version = 0  # the newest desired $version the device has had
 
     def arm(self, faults: Iterable[TwinFault]) -> None:
         """Replace the armed rules with ``faults``, armed now (the event log is kept)."""
@@ -81,16 +92,31 @@ class FaultyTwin(InProcessTwin):
             self.faults.add(fault)
 
     def tick(self) -> None:
-        """Apply what fell due on the clock: timed drops, delayed desired patches."""
+        """Apply what fell due on the clock: timed drops, the client's reconnect, delayed
+        desired patches."""
         for fault in self.faults.due_drops():
             if self._connected:
                 self._drop()
                 self.faults.log_drop(fault, self.device_id)
+        now = self.clock.monotonic()
+        if self._retry_at is not None and now >= self._retry_at:
+            self._client_reconnect()
         if self._held and self._held_epoch != self._epoch:
             self._held.clear()  # they were in flight on a connection that is gone
-        now = self.clock.monotonic()
         while self._held and self._held[0][0] <= now:
             self._release(self._held.popleft()[1])
+
+    def next_due(self) -> float | None:
+        """When the next delayed patch or reconnect falls due on the clock (None: nothing
+        is pending; timed drops are not events a device waits for)."""
+        times = [self._held[0][0]] if self._held and self._held_epoch == self._epoch else []
+        if self._retry_at is not None:
+            times.append(self._retry_at)
+        return min(times, default=None)
+
+    def disconnect(self) -> None:
+        super().disconnect()
+        self._retry_at = None  # the device went away (power, close): its client with it
 
     # --- the device side -------------------------------------------------------------
 
@@ -104,6 +130,7 @@ class FaultyTwin(InProcessTwin):
             raise TwinError(f"connect refused: CONNACK {refusal.code} ({why})")
         if self._connected:
             self.disconnect()  # a new connection replaces the old one
+        self._retry_at = None
         self.messages = 0
         await super().connect()
 
@@ -113,6 +140,8 @@ class FaultyTwin(InProcessTwin):
         self.messages += 1
         failure = self.faults.take("fail_twin_get", self.device_id)
         desired = self.desired
+        if failure is None:
+            self._device_version = max(self._device_version, self.desired_version)
         self._after_message()
         await asyncio.sleep(0)
         if failure is not None:
@@ -142,6 +171,26 @@ class FaultyTwin(InProcessTwin):
     def _drop(self) -> None:
         self.drops += 1
         self.disconnect()
+        if self._handler is not None:
+            self._retry_at = self.clock.monotonic() + self.reconnect_after_s
+
+    def _client_reconnect(self) -> None:
+        """What the device's client does on its own after a drop (see the module doc)."""
+        if self.faults.take("refuse_connect", self.device_id) is not None:
+            self.refused += 1
+            self._retry_at = self.clock.monotonic() + self.reconnect_after_s
+            return
+        self._retry_at = None
+        self.messages = 0
+        self.attach(self._handler)
+        if self.desired_version > self._device_version:
+            self._send(self.desired)
+
+    def _deliver(self, patch: dict[str, Any], epoch: int) -> None:
+        version = patch.get("$version")
+        if epoch == self._epoch and self._connected and isinstance(version, int):
+            self._device_version = max(self._device_version, version)
+        super()._deliver(patch, epoch)
 
     def _send(self, patch: dict[str, Any]) -> None:
         self.tick()

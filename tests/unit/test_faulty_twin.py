@@ -142,3 +142,44 @@ async def test_arm_replaces_the_rules_and_keeps_the_log():
     await twin.get_desired()
     assert [r.kind for r in twin.faults.rules] == ["lose_reported_ack"]
     assert [e.kind for e in twin.faults.fired()] == ["fail_twin_get"]
+
+
+async def test_the_client_reconnects_on_its_own_and_redelivers_a_moved_desired_section():
+    """azure-iot-device reconnects after a drop (connection_retry) and hands over the whole
+    desired section when $version moved while it was away (docs/iothub.md)."""
+    twin, clock, got = await connected(TwinFault("drop_connection", after_messages=1))
+    await twin.get_desired()  # the device has $version 1; then the connection goes
+    twin.patch_desired({"v": 2})  # lost to it
+    assert twin.next_due() == 10.0
+    clock.advance(9.0)
+    twin.tick()
+    assert not twin.connected
+    clock.advance(1.0)
+    twin.tick()
+    await settle()
+    assert twin.connected and got == [{"v": 2, "$version": 2}] and twin.next_due() is None
+
+
+async def test_the_client_does_not_redeliver_an_unchanged_section_nor_reconnect_while_refused():
+    twin, clock, got = await connected(
+        TwinFault("drop_connection", after_messages=1),
+        TwinFault("refuse_connect", at_s=5.0, for_s=10.0),
+    )
+    await twin.get_desired()
+    clock.advance(10.0)
+    twin.tick()
+    assert not twin.connected and twin.next_due() == 20.0  # refused: try again later
+    clock.advance(10.0)
+    twin.tick()
+    await settle()
+    assert twin.connected and got == []
+
+
+async def test_a_device_that_went_away_is_not_reconnected_by_its_client():
+    """A power cut or the agent's close: no client is left to reconnect."""
+    twin, clock, _ = await connected(TwinFault("drop_connection", after_messages=1))
+    await twin.get_desired()
+    twin.disconnect()
+    clock.advance(60.0)
+    twin.tick()
+    assert not twin.connected and twin.next_due() is None
