@@ -2,7 +2,8 @@
 
 ``fuzz`` runs a systematic schedule (``linear``, ``log``, ``exhaustive`` pairs up to
 ``--depth 2``, ``torn`` cuts inside operations) over one scenario, or ``random``
-scenarios (a random cut inside a random operation, sometimes two) from ``--seed``,
+scenarios (a random cut inside a random operation, sometimes two, sometimes with
+twin-channel faults) from ``--seed``,
 until ``--budget`` seconds pass. It prints runs per second and, for every run that
 breaks an invariant, writes a JSON scenario and prints its path; ``replay`` runs that
 scenario again from zero and prints the flash operations just before each cut.
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.cloud.blobserver import BlobServer
+from sim.explore.channel import random_channel_faults
 from sim.explore.explorers import SCHEDULES, Explorer, Finding
 from sim.explore.invariants import check_all
 from sim.explore.mutants import MUTANTS
@@ -86,12 +88,17 @@ async def _systematic(args: argparse.Namespace, scenario: Scenario, bar: _Bar) -
 
 
 def random_scenario(rng: random.Random, base: Scenario, n_ops: int) -> Scenario:
-    """A random cut (or two) inside random operations, with a random timing mode."""
+    """A random cut (or two) inside random operations, with a random timing mode, and
+    sometimes twin-channel faults (:func:`sim.explore.channel.random_channel_faults`)."""
     cuts = [Cut(after_ops=rng.randint(1, max(1, n_ops)), fraction=rng.random())]
     if rng.random() < 0.3:
         cuts.append(Cut(after_ops=rng.randint(1, max(1, n_ops)), fraction=rng.random(), boot=2))
     return dataclasses.replace(
-        base, cuts=tuple(cuts), timing=rng.choice(TIMINGS), chip_seed=rng.getrandbits(16)
+        base,
+        cuts=tuple(cuts),
+        timing=rng.choice(TIMINGS),
+        chip_seed=rng.getrandbits(16),
+        twin_faults=random_channel_faults(rng),
     )
 
 
@@ -171,6 +178,8 @@ def replay_main(argv: list[str]) -> int:
     result = asyncio.run(run_scenario(scenario, agent_factory=factory, trace=True))
     for cut in scenario.cuts:
         print(f"cut: {cut.describe()}")
+    for fault in scenario.twin_faults:
+        print(f"twin fault: {fault.describe()}")
     print("\n".join(result.trace) or "(no power cut fired)")
     statuses = " -> ".join(str(r.get("Status")) for r in result.reports)
     print(f"reports: {statuses}")

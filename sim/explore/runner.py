@@ -36,6 +36,7 @@ from sim.cloud.blobserver import BlobServer
 from sim.cloud.faults.plan import FaultPlan
 from sim.cloud.twin import InProcessTwin
 from sim.device import SIM_SPI_HZ, SimDevice, reported_status
+from sim.explore.channel import break_channel
 from sim.explore.flash_faults import rot_image_bits, stick_bits
 from sim.explore.result import FsCheck, ScenarioResult
 from sim.explore.scenario import BASE_VERSION, Cut, Scenario
@@ -239,6 +240,7 @@ class Run:
         if start is not None and start.fast:
             self.memory = MemoryFlash(b"".join(chip.snapshot().sectors))
         self.wire.requests = [dict(r) for r in start.requests] if start else []
+        break_channel(self)  # the scenario's twin-channel faults, if it has any
 
     def _agent(self, **kwargs: Any) -> Agent:
         if self.memory is not None:
