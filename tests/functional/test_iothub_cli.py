@@ -76,7 +76,9 @@ def _configuration() -> Configuration:
         target_condition="tags.productType='washer' and tags.deviceGroup='field_test'",
         priority=7,
         metrics=ConfigurationMetrics(
-            queries={"applied": "SELECT deviceId FROM devices WHERE properties.reported.v = 'seven'"}
+            queries={
+                "applied": "SELECT deviceId FROM devices WHERE properties.reported.v = 'seven'"
+            }
         ),
     )
 
