@@ -103,11 +103,16 @@ class TwinLink:
                 attempt += 1
                 self.failures += 1
                 delay = self._delay(attempt)
-                log.warning("twin %s failed, retrying in %.1fs: %s", what, delay, redact(str(exc)))
+                level = logging.WARNING if attempt == 1 else logging.DEBUG  # not every try
+                log.log(
+                    level, "twin %s failed, retrying in %.1fs: %s", what, delay, redact(str(exc))
+                )
                 await self.clock.asleep(delay)
                 if reconnect:
                     await self._reconnect(seen)
                 continue
+            if attempt:
+                log.info("twin %s went through after %d failed tries", what, attempt)
             if what == "get_desired":
                 self._refresh = False  # the caller holds the whole section now
             elif self._refresh:
@@ -122,7 +127,7 @@ class TwinLink:
             try:
                 await self.twin.connect()
             except TwinError as exc:
-                log.warning("twin reconnect failed: %s", redact(str(exc)))
+                log.debug("twin reconnect failed: %s", redact(str(exc)))
                 return  # the caller tries again after its next backoff
             self._generation += 1
             self.reconnects += 1
