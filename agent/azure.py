@@ -384,7 +384,9 @@ class AzureIoTTwin:
             if self._closed.is_set():
                 raise TwinError(f"{what}: the twin is closed")
             try:
-                return await asyncio.wait_for(attempt(), self._config.operation_timeout_s)
+                return await asyncio.wait_for(
+                    _shielded(attempt()), self._config.operation_timeout_s
+                )
             except self._errors as exc:
                 text = redact(str(exc)) or type(exc).__name__
                 log.warning(
@@ -439,3 +441,16 @@ class AzureIoTTwin:
             log.warning("desired patch dropped: no handler registered")
             return
         self._handler(patch)
+
+
+def _shielded(call: Awaitable[Any]) -> Awaitable[Any]:
+    """``call`` shielded from cancellation, its outcome retrieved even when abandoned.
+
+    The SDK completes an operation from its own thread by setting the result of a future
+    on this loop; cancelling that future (a timeout, or a power cut cancelling the agent
+    mid-call) makes the SDK's ``set_result`` fail on the loop ("InvalidStateError").
+    Shielded, the operation runs to its end and an abandoned one is simply dropped.
+    """
+    task = asyncio.ensure_future(call)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return asyncio.shield(task)

@@ -64,6 +64,7 @@ from agent.staging import (
 from agent.storage import Flash, Geometry, Storage, StorageError
 from agent.target import McuTarget
 from agent.twin import Twin, merge_patch
+from agent.twin_link import TwinLink
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,8 @@ class Agent:
         self._progress_sent = -1
         self._outbox: asyncio.Queue[Report] = asyncio.Queue()
         self._downloader: Downloader | None = None
+        self.link = TwinLink(twin, clock, self.rng, on_desired=self._on_patch)
+        self._waiting = False  # for a new instruction, in _serve
 
     @classmethod
     def from_board(cls, board: Board) -> Agent:
@@ -208,6 +211,13 @@ class Agent:
         """One :class:`DownloadStats` per download attempt in this boot, oldest first."""
         return [] if self._downloader is None else self._downloader.history
 
+    @property
+    def idle(self) -> bool:
+        """Nothing to do until the cloud says something: waiting for a new instruction with
+        every report sent (a simulation may let the cloud's time pass then)."""
+        waiting = self._waiting and not self._wake.is_set()
+        return waiting and self._outbox.empty() and not self.link.busy
+
     def installed_version(self) -> int:
         assert self.journal is not None
         return max(self.target.current_version(), self.journal.record.installed_version)
@@ -225,12 +235,12 @@ class Agent:
                 on_progress=self._on_progress,
             )
             self.twin.on_desired_patch(self._on_patch)
-            await self.twin.connect()
+            await self.link.connect()
             sender = asyncio.ensure_future(self._send_reports())
             try:
                 await self._boot_until_usable()
                 await self._recover()
-                self._desired = merge_patch(await self.twin.get_desired(), self._desired)
+                self._desired = merge_patch(await self.link.get_desired(), self._desired)
                 await self._serve()
             finally:
                 sender.cancel()
@@ -264,13 +274,14 @@ class Agent:
                 await self.clock.asleep(delay)
 
     async def _send_reports(self) -> None:
-        """Send reports to the twin one at a time, in the order they were made."""
+        """Send reports to the twin one at a time, in the order they were made; a report
+        the twin refuses (:class:`TwinError`) is kept and sent again (:mod:`agent.twin_link`)."""
         while True:
             report = await self._outbox.get()
             try:
-                await self.twin.report(to_reported(report))
-            except Exception as exc:  # the cloud being away must not stop the agent
-                log.warning("could not send report %s: %s", report.status.value, exc)
+                await self.link.report(to_reported(report))
+            except Exception as exc:  # a bug in the twin must not stop the agent
+                log.error("report %s not sent: %s", report.status.value, exc)
 
     async def _serve(self) -> None:
         while True:
@@ -278,7 +289,11 @@ class Agent:
             desired = dict(self._desired)
             outcome = await self._attempt(desired)
             if outcome is Outcome.DONE:
-                await self._wake.wait()
+                self._waiting = True
+                try:
+                    await self._wake.wait()
+                finally:
+                    self._waiting = False
                 continue
             delay = self.rng.uniform(0.5, 1.0) * self.config.retry_interval_s
             with contextlib.suppress(TimeoutError):

@@ -17,13 +17,16 @@ from the vocabulary of one layer:
   block boundaries;
 * ``aimed``: cuts aimed at the Nth command of each operation kind, in every chip timing
   mode (typical, max, random);
+* ``channel``: each twin-channel fault (a dropped or refused MQTT link, a lost
+  acknowledgement, a delayed or duplicated desired patch, a failed twin GET:
+  :mod:`sim.cloud.twin_faults`) with a power cut, and with a stalled download;
 * ``random``: seeded random mixes of all of the above.
 
 Each item has an estimated cost; ``budget_s`` (seconds of one core) keeps a
 representative mix: the families are interleaved and the list is cut where the budget
 runs out. The list depends only on its inputs, so the findings are the same on one
-worker, many or a cluster (:mod:`sim.distribute`). A twin-channel family (faults of the
-MQTT link to a local IoT Hub) joins through :data:`EXTRA_FAMILIES` when that hub lands.
+worker, many or a cluster (:mod:`sim.distribute`). More families join through
+:data:`EXTRA_FAMILIES`.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sim.explore.scenario import TIMINGS, Cut, Scenario
+from sim.cloud.twin_faults import KINDS
+from sim.explore.channel import random_channel_faults, random_twin_fault
+from sim.explore.scenario import TIMINGS, ChannelFault, Cut, Scenario
 from sim.ports.aimed_cut import OPCODES
 
 KIB = 1024
@@ -183,6 +188,7 @@ def random_changes(rng: random.Random) -> dict[str, Any]:
         "timing": rng.choice(TIMINGS),
         "chip_seed": rng.randint(0, 1000),
         "seed": rng.randint(0, 1000),
+        "twin_faults": random_channel_faults(rng),
     }
     if event == "newer":
         changes["newer_at_bytes"] = rng.randint(0, size)
@@ -193,7 +199,20 @@ def random_changes(rng: random.Random) -> dict[str, Any]:
     return changes
 
 
-EXTRA_FAMILIES: dict[str, Callable[[], Iterator[Item]]] = {}  # e.g. twin-channel faults
+def channel() -> Iterator[Item]:
+    """Each twin-channel fault (:mod:`sim.cloud.twin_faults`) with a power cut mid-download
+    and, apart, with the blob server's stall: the link and the flash break together."""
+    for kind in KINDS:
+        fault = random_twin_fault(random.Random(f"channel:{kind}"))
+        for boot in (1, 2):
+            armed = (ChannelFault(fault, boot=boot),)
+            yield _scenario("channel", twin_faults=armed, cuts=(Cut(after_ops=60, fraction=0.5),))
+            yield _scenario(
+                "channel", "stalled", twin_faults=armed, fault_plan={"rules": [_stall()]}
+            )
+
+
+EXTRA_FAMILIES: dict[str, Callable[[], Iterator[Item]]] = {}  # families a user adds
 
 
 def plan(n_ops: int, *, budget_s: float = DEFAULT_BUDGET_S, seed: int = 1) -> list[Item]:
@@ -207,6 +226,7 @@ def plan(n_ops: int, *, budget_s: float = DEFAULT_BUDGET_S, seed: int = 1) -> li
         flash(),
         aimed(),
         torn(n_ops),
+        channel(),
         *(make() for make in EXTRA_FAMILIES.values()),
     ]
     chosen: list[Item] = []

@@ -1,8 +1,8 @@
-"""The six invariants of a crash-safe OTA, as functions over a finished scenario.
+"""The seven invariants of a crash-safe OTA, as functions over a finished scenario.
 
 Written once and used by every explorer and by the hypothesis tests (issue 5).
 Each function takes a :class:`sim.explore.result.ScenarioResult` and returns the
-violations it finds (empty when the invariant holds); :func:`check_all` runs all six.
+violations it finds (empty when the invariant holds); :func:`check_all` runs them all.
 
 1. integrity: whatever the MCU installed is byte-for-byte a published image of that
    version; ``applied`` is only reported for what the MCU really holds;
@@ -16,7 +16,11 @@ violations it finds (empty when the invariant holds); :func:`check_all` runs all
 5. monotonic versions: installs only ever go up; a stale or equal instruction is never
    applied (reference design "versions only increase", weakness 8);
 6. honest reporting: statuses follow the state machine, and the last report matches
-   the device's real state.
+   the device's real state;
+7. converged reporting: after the run settles, what the hub holds as reported agrees with
+   what the device really has, whatever the twin channel lost or repeated on the way
+   (issue 10: the operator is never left believing something false, e.g. ``downloading``
+   after an ``applied``, or a stale ``Version``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ RESUME = "resume-efficiency"
 FS_HEALTH = "fs-health"
 MONOTONIC = "monotonic-versions"
 HONEST = "honest-reporting"
+CONVERGED = "converged-reporting"
 
 
 @dataclass(frozen=True)
@@ -210,6 +215,29 @@ def honest_reporting(r: ScenarioResult) -> list[Violation]:
     return out
 
 
+def reported_converges(r: ScenarioResult) -> list[Violation]:
+    """The hub's last word matches the MCU: its ``Version`` (the last version applied, as
+    the operator reads it) is what the MCU runs, and once the MCU runs the final version
+    the hub says ``applied`` (``invalid``, for a stale instruction after it) with it."""
+    hub = r.final_reported
+    status, version = hub.get("Status"), hub.get("Version")
+    truth = r.target_version
+    out = []
+    if version is not None and version != truth:
+        out.append(Violation(CONVERGED, f"the hub says Version {version} but the MCU runs {truth}"))
+    if truth == r.scenario.final_version:
+        allowed = ("applied", "invalid") if r.scenario.stale else ("applied",)
+        if status not in allowed or version != truth:
+            out.append(
+                Violation(
+                    CONVERGED,
+                    f"the MCU runs the final version {truth} but the hub was left with "
+                    f"status {status!r}, Version {version!r}",
+                )
+            )
+    return out
+
+
 INVARIANTS: dict[str, Callable[[ScenarioResult], list[Violation]]] = {
     INTEGRITY: integrity,
     LIVENESS: liveness,
@@ -217,6 +245,7 @@ INVARIANTS: dict[str, Callable[[ScenarioResult], list[Violation]]] = {
     FS_HEALTH: fs_health,
     MONOTONIC: monotonic_versions,
     HONEST: honest_reporting,
+    CONVERGED: reported_converges,
 }
 
 

@@ -40,6 +40,7 @@ from sim.cloud.blobserver import BlobServer
 from sim.cloud.faults.plan import FaultPlan
 from sim.cloud.twin import InProcessTwin
 from sim.device import SIM_SPI_HZ, SimDevice, reported_status
+from sim.explore.channel import break_channel
 from sim.explore.flash_faults import rot_image_bits, stick_bits
 from sim.explore.rejoin import (
     Checkpoint,
@@ -281,6 +282,7 @@ class Run:
         if start is not None and start.fast:
             self.memory = MemoryFlash.from_sectors(chip.snapshot().sectors)
         self.wire.requests = [dict(r) for r in start.requests] if start else []
+        break_channel(self)  # the scenario's twin-channel faults, if it has any
 
     def _agent(self, board: Board) -> OtaAgent:
         if self.memory is not None:

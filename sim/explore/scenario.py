@@ -5,10 +5,11 @@ exactly from its JSON (``python -m sim replay scenario.json``): the image (seed 
 size), the cuts (by state-changing operation index or by command kind and ordinal,
 a fraction of the way through it, on which boot; the torn bits follow the chip's
 seed), the blob server's fault plan (:meth:`sim.cloud.faults.plan.FaultPlan.to_dict`),
-the instruction sequence (a newer version published mid-download, a malformed
-instruction mid-job, a re-delivery after ``applied``, a stale version), faults of the
-flash itself (bits stuck at 0, bits that rot between the last write and the verify)
-and the chip timing mode.
+the twin-channel faults (:class:`ChannelFault`: the vocabulary of
+:mod:`sim.cloud.twin_faults`, each armed at the start of one boot), the instruction
+sequence (a newer version published mid-download, a malformed instruction mid-job, a
+re-delivery after ``applied``, a stale version), faults of the flash itself (bits stuck
+at 0, bits that rot between the last write and the verify) and the chip timing mode.
 
 :func:`sim.explore.runner.run_scenario` plays one and returns a
 :class:`sim.explore.result.ScenarioResult`, the record :mod:`sim.explore.invariants`
@@ -22,11 +23,12 @@ import hashlib
 import json
 import random
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from sim.cloud.faults.plan import FaultPlan
+from sim.cloud.twin_faults import TwinFault
 from sim.ports.aimed_cut import OPCODES
 
 TIMINGS = ("typical", "max", "random")
@@ -103,6 +105,58 @@ class Cut:
 
 
 @dataclass(frozen=True)
+class ChannelFault:
+    """A twin-channel fault in a scenario: armed at the first connect of boot ``boot``
+    (``at_s`` and message counts run from there) and disarmed when that boot ends, as a
+    cut is aimed at one boot, so an explorer's run from a cut plays the next boots
+    exactly as a run from zero does. JSON: the fault's own (``{"fault": KIND, ...}``,
+    :meth:`TwinFault.from_json`) plus ``"boot"``."""
+
+    fault: TwinFault
+    boot: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.fault, TwinFault):
+            raise ValueError(f"ChannelFault.fault must be a TwinFault, got {self.fault!r}")
+        if self.fault.device is not None:
+            raise ValueError("twin_faults: a scenario has one device; leave 'device' out")
+        _check_int("twin_faults[].boot", self.boot, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"boot": N, "fault": KIND}`` and every parameter that is not its default."""
+        out: dict[str, Any] = {"boot": self.boot, "fault": self.fault.kind}
+        for f in fields(TwinFault):
+            value = getattr(self.fault, f.name)
+            if f.name not in ("kind", "device") and value != f.default:
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ChannelFault:
+        if not isinstance(data, Mapping):
+            raise ValueError(f"twin_faults: each must be a JSON object, got {data!r}")
+        rest = {k: v for k, v in data.items() if k != "boot"}
+        try:
+            fault = TwinFault.from_json(rest)
+        except ValueError as exc:
+            raise ValueError(f"twin_faults: {exc}") from None
+        return cls(fault, data.get("boot", 1))
+
+    def describe(self) -> str:
+        params = {k: v for k, v in self.to_dict().items() if k not in ("boot", "fault")}
+        args = ", ".join(f"{k}={v}" for k, v in params.items())
+        return f"{self.fault.kind}({args}) in boot {self.boot}"
+
+
+def _channel_fault(item: Any) -> ChannelFault:
+    if isinstance(item, ChannelFault):
+        return item
+    if isinstance(item, TwinFault):
+        return ChannelFault(item)
+    return ChannelFault.from_dict(item)
+
+
+@dataclass(frozen=True)
 class Scenario:
     """Everything one run depends on; see the module doc. Round-trips through JSON."""
 
@@ -113,6 +167,7 @@ class Scenario:
     checkpoint_bytes: int = 16 * 1024
     cuts: tuple[Cut, ...] = ()
     fault_plan: dict[str, Any] = field(default_factory=dict)
+    twin_faults: tuple[ChannelFault, ...] = ()
     late_upload_at_request: int | None = None  # blob holds other bytes until this request
     newer_at_bytes: int | None = None  # publish version+1 once the device read this many bytes
     invalid_at_bytes: int | None = None  # a malformed instruction (fixed on 'invalid') mid-job
@@ -147,6 +202,7 @@ class Scenario:
         object.__setattr__(self, "cuts", cuts)
         if any(c.anchor == "newer" for c in cuts) and self.newer_at_bytes is None:
             raise ValueError("Scenario.cuts: an anchor='newer' cut needs newer_at_bytes")
+        object.__setattr__(self, "twin_faults", tuple(_channel_fault(f) for f in self.twin_faults))
         object.__setattr__(self, "stuck_bits", tuple(self.stuck_bits))
         for bit in self.stuck_bits:
             _check_int("stuck_bits[]", bit, 0)
@@ -188,6 +244,7 @@ class Scenario:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["cuts"] = [c.to_dict() for c in self.cuts]
+        data["twin_faults"] = [f.to_dict() for f in self.twin_faults]
         data["stuck_bits"] = list(self.stuck_bits)
         data["rot_bits"] = list(self.rot_bits)
         return data
@@ -201,6 +258,7 @@ class Scenario:
             raise ValueError(f"scenario: unknown keys {sorted(unknown)}")
         data = dict(data)
         data["cuts"] = tuple(Cut.from_dict(c) for c in data.get("cuts", ()))
+        data["twin_faults"] = tuple(_channel_fault(f) for f in data.get("twin_faults", ()))
         data["stuck_bits"] = tuple(data.get("stuck_bits", ()))
         data["rot_bits"] = tuple(data.get("rot_bits", ()))
         return cls(**data)

@@ -1,4 +1,4 @@
-"""Twin-channel faults (sim/cloud/iothub/faults.py) as the real device SDK meets them: each
+"""Twin-channel faults (sim/cloud/twin_faults.py) as the real device SDK meets them: each
 fault of the vocabulary, through the Python API and the HTTP control API."""
 
 import asyncio

@@ -4,7 +4,7 @@
 - :mod:`.device_endpoint` the hub's device endpoint (SAS and X.509 auth, twin topics);
 - :mod:`.dps` the Device Provisioning Service (enrollments, registration over MQTT);
 - :mod:`.service` the service REST API (configurations, devices, twins, queries);
-- :mod:`.faults` twin-channel faults; :mod:`.sas` shared access signatures;
+- :mod:`.sas` shared access signatures (twin-channel faults: :mod:`sim.cloud.twin_faults`);
   :mod:`.certs` run-time certificates; :mod:`.server` :class:`LocalIoTHub`, the runner;
   :mod:`.cli` ``python -m sim hub``.
 
@@ -13,7 +13,7 @@ with the in-process path.
 """
 
 from sim.cloud.iothub.dps import Enrollment
-from sim.cloud.iothub.faults import TwinFault, TwinFaults
 from sim.cloud.iothub.server import LocalIoTHub, free_loopback_address
+from sim.cloud.twin_faults import TwinFault, TwinFaults
 
 __all__ = ["Enrollment", "LocalIoTHub", "TwinFault", "TwinFaults", "free_loopback_address"]

@@ -295,6 +295,8 @@ class MqttServer:
             self._tasks.add(task)
         try:
             await connection.run()
+        except asyncio.CancelledError:
+            pass  # the hub is stopping; asyncio's stream callback would log a cancelled task
         finally:
             self.connections.discard(connection)
             if task is not None:

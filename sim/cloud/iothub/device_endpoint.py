@@ -36,7 +36,7 @@ from sim.cloud.hub import Hub, thumbprint
 from sim.cloud.iothub import mqtt, sas
 from sim.cloud.iothub.broker import Accepted, Connection
 from sim.cloud.iothub.certs import issuer_matches, subject_common_name
-from sim.cloud.iothub.faults import TwinFaults
+from sim.cloud.twin_faults import TwinFaults
 
 if TYPE_CHECKING:
     from collections.abc import Callable

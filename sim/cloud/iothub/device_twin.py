@@ -9,6 +9,7 @@ The view reads the hub's registry on the hub's loop; the agent only ever talks M
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +39,13 @@ class HubTwin(AzureIoTTwin):
         symmetric_key: str,
         **options: Any,
     ) -> HubTwin:
-        """A device provisioned through the hub's DPS with a symmetric key."""
+        """A device provisioned through the hub's DPS with a symmetric key.
+
+        The SDK's own reconnect is off: the agent's twin link reconnects (agent/twin_link.py),
+        and a simulated power cut discards the client as the gateway's process would be,
+        so no orphaned client is left to reconnect and contend for the device's identity.
+        """
+        options.setdefault("connection_retry", False)
         options.setdefault("connection_retry_interval_s", 1)
         options.setdefault("retry_interval_s", 0.2)
         options.setdefault("operation_timeout_s", 5.0)
@@ -88,6 +95,16 @@ class HubTwin(AzureIoTTwin):
             await asyncio.sleep(POLL_S)
 
     def disconnect(self) -> None:
-        """The gateway lost power: its TCP connection is gone (the next boot's agent
-        connects again; the SDK client is shut down by the agent's ``close``)."""
+        """The gateway lost power: its TCP connection is gone and so is the process that
+        held the SDK client (the next boot's agent builds a new one and connects)."""
         self.hub.drop(self.device_id)
+        client, self._client = self._client, None
+        if client is not None:
+            task = asyncio.ensure_future(_discard(client))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+
+async def _discard(client: Any) -> None:
+    """Stop a client whose gateway lost power (its threads would be gone with it)."""
+    with contextlib.suppress(Exception):
+        await client.shutdown()

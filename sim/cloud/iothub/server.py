@@ -48,8 +48,8 @@ from sim.cloud.iothub.broker import Accepted, Connection, MqttServer, Session
 from sim.cloud.iothub.certs import CertificateAuthority, KeyPair
 from sim.cloud.iothub.device_endpoint import DeviceEndpoint
 from sim.cloud.iothub.dps import Enrollment, Provisioning
-from sim.cloud.iothub.faults import TICK_S, TwinFaults
 from sim.cloud.iothub.service import ServiceApi
+from sim.cloud.twin_faults import TwinFaults
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ POLICY = "iothubowner"
 DEFAULT_HUB_NAME = "ota-hil-local"
 DEFAULT_ID_SCOPE = "0ne0000a11"
 STATE_FILE = "state.json"
+TICK_S = 0.02  # how often timed faults, the evaluation schedule and state saving are checked
 
 
 def free_loopback_address(*, seed: int | None = None, port: int = MQTT_PORT) -> str:

@@ -14,7 +14,7 @@ with ``If-Match`` it updates, and ``*`` or the current etag must match (412 othe
 evaluated at once, then on the hub's interval.
 
 ``/_faults`` (no authentication, like the blob server's) is the twin-channel fault
-control API: ``POST`` a :class:`~sim.cloud.iothub.faults.TwinFault` as JSON, ``GET`` the
+control API: ``POST`` a :class:`~sim.cloud.twin_faults.TwinFault` as JSON, ``GET`` the
 rules and events, ``DELETE`` to clear.
 """
 
@@ -29,8 +29,8 @@ from aiohttp import web
 
 from sim.cloud.hub import Configuration, Hub, Identity
 from sim.cloud.iothub import sas
-from sim.cloud.iothub.faults import TwinFault, TwinFaults
 from sim.cloud.query import ConditionError
+from sim.cloud.twin_faults import TwinFault, TwinFaults
 
 log = logging.getLogger(__name__)
 

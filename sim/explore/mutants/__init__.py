@@ -29,6 +29,7 @@ EXPLAIN = {
     "record_before_sync": "the checkpoint record written before the data is synced",
     "stream_sha": "SHA-256 over the downloaded stream, not over what flash holds",
     "page_off_by_one": "a write ending on a 256-byte page boundary loses its last byte",
+    "drop_failed_report": "a report whose send failed is dropped: the hub keeps a stale status",
 }
 
 
@@ -57,6 +58,7 @@ _FACTORIES: dict[str, Callable[[], AgentFactory]] = {
     "record_before_sync": _fixed(m.staging_mutant("RecordFirstAgent", m.RecordFirstStaging)),
     "stream_sha": _fixed(m.StreamShaAgent),
     "page_off_by_one": _fixed(m.staging_mutant("OffByOneAgent", m.PageOffByOneStaging)),
+    "drop_failed_report": _fixed(m.DropFailedReportAgent),
 }
 
 MUTANTS: dict[str, Mutant] = {

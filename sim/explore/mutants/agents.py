@@ -18,7 +18,7 @@ from agent.engine import Agent, Outcome
 from agent.instruction import Instruction
 from agent.protocol import AgentFactory
 from agent.record import Job, Record, State
-from agent.report import Report, Status
+from agent.report import Report, Status, to_reported
 from agent.staging import CURRENT_PATH, ImageStaging, Journal
 from agent.w25q128jv import PAGE
 
@@ -207,6 +207,20 @@ class StreamShaAgent(Agent):
             self.journal.save(self.journal.record.verified())
             return True
         return await super()._verify()
+
+
+class DropFailedReportAgent(Agent):
+    """Classic (and this agent's own bug until the twin channel could break): a report
+    whose send raises is logged and dropped, never sent again, so once the connection
+    drops the operator is left believing an old status."""
+
+    async def _send_reports(self) -> None:
+        while True:
+            report = await self._outbox.get()
+            try:
+                await self.twin.report(to_reported(report))
+            except Exception:
+                continue  # the bug: the report is gone
 
 
 _STREAM_DOWNLOADER = type("StreamDownloader", (_StagingSwap,), {"staging_class": StreamHashStaging})

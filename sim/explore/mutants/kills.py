@@ -15,10 +15,11 @@ from typing import Any
 
 from agent.protocol import AgentFactory
 from sim.cloud.blobserver import BlobServer
+from sim.cloud.twin_faults import TwinFault
 from sim.explore.explorers import Explorer
 from sim.explore.invariants import Violation, check_all
 from sim.explore.runner import run_scenario
-from sim.explore.scenario import Cut, Scenario
+from sim.explore.scenario import ChannelFault, Cut, Scenario
 
 KIB = 1024
 
@@ -116,6 +117,19 @@ KILLS: dict[str, Kill] = {
     # (littlefs reads every program back, so a stuck bit alone is caught on write)
     "stream_sha": Kill(scenarios=(dataclasses.replace(SMALL, rot_bits=(32 * KIB * 8 + 3,)),)),
     "page_off_by_one": Kill(scenarios=(dataclasses.replace(SMALL, image_size=4 * KIB),)),
+    # the hub goes down 1 s into the download (the whole run takes about 3 s of device
+    # time) for 10 minutes: every report made meanwhile fails, ``applied`` among them
+    "drop_failed_report": Kill(
+        scenarios=(
+            dataclasses.replace(
+                SMALL,
+                twin_faults=(
+                    ChannelFault(TwinFault("drop_connection", at_s=1.0)),
+                    ChannelFault(TwinFault("refuse_connect", at_s=1.0, for_s=600.0)),
+                ),
+            ),
+        )
+    ),
 }
 
 

@@ -1,22 +1,27 @@
-"""Twin-channel faults: what a hostile network or a struggling IoT Hub does to the MQTT
-link between a device and its twin.
+"""Twin-channel faults: what a hostile network or a struggling IoT Hub does to the link
+between a device and its twin. One vocabulary for both twins: the local IoT Hub applies
+it to MQTT connections (:mod:`sim.cloud.iothub.device_endpoint`), the in-process twin of
+the explorers on the device's virtual clock (:mod:`sim.cloud.faulty_twin`).
 
 The vocabulary (one :class:`TwinFault` each, optionally for one device):
 
 - ``drop_connection``: close the device's connection after its ``after_messages``-th
-  PUBLISH on one connection, or ``at_s`` seconds after the rule is added;
+  message (a twin GET or reported patch; the hub counts PUBLISHes) on one connection,
+  or ``at_s`` seconds after the rule is armed;
 - ``refuse_connect``: answer CONNACK ``code`` (3, server unavailable, by default: IoT Hub
   down) to ``count`` connects, or to every connect for ``for_s`` seconds;
 - ``lose_reported_ack``: apply a reported patch but never send its ``204`` response;
-- ``delay_desired``: send a desired patch ``delay_s`` late (later patches overtake it);
+- ``delay_desired``: send a desired patch ``delay_s`` late;
 - ``duplicate_desired``: send a desired patch twice;
 - ``fail_twin_get``: answer a twin GET with ``status`` (500 by default).
 
-Every fault except the timed ones fires ``count`` times (1 by default) and then rests.
-Each firing is logged in :attr:`TwinFaults.events`. The object is thread-safe: a test
-or a scenario on another thread adds rules while the hub's event loop consults them.
-``clock`` (seconds, monotonic) is injectable so a caller on a virtual clock can schedule
-timed faults on it; the hub checks timed rules every :data:`TICK_S`.
+Every kind but ``drop_connection`` may take ``at_s``: the rule rests until ``at_s``
+seconds after it was armed (a ``refuse_connect`` window then runs from ``at_s`` to
+``at_s + for_s``: the hub goes down later). Every fault except the timed ones fires
+``count`` times (1 by default) and then rests. Each firing is logged in
+:attr:`TwinFaults.events`. The object is thread-safe: a test or a scenario on another
+thread adds rules while the hub's event loop consults them. ``clock`` (seconds,
+monotonic) is injectable so a caller on a virtual clock schedules timed faults on it.
 """
 
 from __future__ import annotations
@@ -36,7 +41,6 @@ KINDS = (
     "duplicate_desired",
     "fail_twin_get",
 )
-TICK_S = 0.02
 _PARAMS = {"after_messages", "at_s", "for_s", "count", "delay_s", "status", "code"}
 
 
@@ -74,6 +78,8 @@ class TwinFault:
                 raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
         if self.kind == "drop_connection" and (self.after_messages is None) == (self.at_s is None):
             raise ValueError("drop_connection takes exactly one of after_messages or at_s")
+        if self.kind != "drop_connection" and self.after_messages is not None:
+            raise ValueError(f"after_messages is for drop_connection, not {self.kind}")
         if self.kind == "delay_desired" and not self.delay_s:
             raise ValueError("delay_desired needs delay_s > 0")
         if self.kind == "fail_twin_get" and not 400 <= self.status <= 599:
@@ -164,9 +170,12 @@ class TwinFaults:
         *,
         count: int = 1,
         for_s: float | None = None,
+        at_s: float | None = None,
         code: int = 3,
     ) -> TwinFault:
-        return self.add(TwinFault("refuse_connect", device, count=count, for_s=for_s, code=code))
+        return self.add(
+            TwinFault("refuse_connect", device, count=count, for_s=for_s, at_s=at_s, code=code)
+        )
 
     def lose_reported_ack(self, device: str | None = None, *, count: int = 1) -> TwinFault:
         return self.add(TwinFault("lose_reported_ack", device, count=count))
@@ -217,10 +226,14 @@ class TwinFaults:
             for rule in self._rules:
                 if rule.done or rule.fault.kind != kind or not _for(rule.fault, device):
                     continue
-                if kind == "drop_connection" and rule.fault.at_s is not None:
-                    continue
+                if rule.fault.at_s is not None:
+                    if kind == "drop_connection":
+                        continue
+                    if self.clock() - rule.armed_at < rule.fault.at_s:
+                        continue  # not yet
                 if kind == "refuse_connect" and rule.fault.for_s is not None:
-                    if self.clock() - rule.armed_at >= rule.fault.for_s:
+                    since = self.clock() - rule.armed_at - (rule.fault.at_s or 0.0)
+                    if since >= rule.fault.for_s:
                         rule.done = True
                         continue
                     self._log(rule, device)
