@@ -31,6 +31,9 @@ COMMANDS: dict[str, Command] = {
     "ota": Command(
         "deploy.ota", "alias of python -m deploy ota: upload, read-only SAS, IoT Hub configuration"
     ),
+    "campaign": Command(
+        "sim.tools.campaign", "roll out to a fleet in waves: live status bars, outage, herd, report"
+    ),
     "fleet": Command(
         "sim.tools.fleet", "many devices, one simulated IoT Hub, configurations by tags"
     ),

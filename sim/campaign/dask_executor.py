@@ -26,8 +26,10 @@ class DaskExecutor:
         try:
             from distributed import Client, LocalCluster
         except ImportError:
-            raise ValueError("--workers/--scheduler need dask's distributed package "
-                             "(pip install 'dask[distributed]')") from None  # fmt: skip
+            raise ValueError(
+                "--workers/--scheduler need dask's distributed package "
+                "(pip install 'dask[distributed]')"
+            ) from None
         if workers is not None and (isinstance(workers, bool) or workers < 1):
             raise ValueError(f"--workers must be >= 1, got {workers!r}")
         self._cluster: Any = None
@@ -36,9 +38,12 @@ class DaskExecutor:
             self._where = f"Dask scheduler {scheduler}"
         else:
             self._cluster = LocalCluster(
-                n_workers=workers or 2, threads_per_worker=1, processes=True,
-                dashboard_address=None, host="127.0.0.1",
-            )  # fmt: skip
+                n_workers=workers or 2,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                host="127.0.0.1",
+            )
             self._client = Client(self._cluster)
             self._where = f"Dask LocalCluster, {workers or 2} worker processes"
         self._workers = max(1, len(self._client.scheduler_info()["workers"]))

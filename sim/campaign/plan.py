@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.cloud.faults.plan import FaultPlan
-from sim.cloud.hub import EVALUATION_INTERVAL_S
 
 PRODUCT = "washer"  # every targeted device's tags.productType
 CONTROL_PRODUCT = "dryer"  # control devices: no configuration targets them
@@ -69,7 +68,9 @@ class CampaignPlan:
     image_size: int = 256 * 1024
     groups: tuple[Group, ...] = (Group("canary", 0.1), Group("field", 0.9))
     control: int = 1  # devices of another product, never targeted
-    wave_interval_s: float = EVALUATION_INTERVAL_S  # wave k is published at k * this
+    # wave k is published at hub time k * this; IoT Hub evaluates a configuration when it
+    # is created (then every EVALUATION_INTERVAL_S), so the operator's gap sets the pace
+    wave_interval_s: float = 60.0
     faults: FaultPlan = field(default_factory=FaultPlan)
     twin_faults: tuple[dict[str, Any], ...] = ()  # hook: a plan's "twin" section, unused yet
     cut_rate: float = 0.0  # power cuts per device-hour of device time (Poisson, per device)
@@ -86,8 +87,9 @@ class CampaignPlan:
         _int(self, "seed", -(2**63), 2**63)
         _int(self, "max_boots", 1, 10_000)
         if self.control >= self.devices:
-            raise ValueError(f"control ({self.control}) must leave devices to target "
-                             f"(devices = {self.devices})")  # fmt: skip
+            raise ValueError(
+                f"control ({self.control}) must leave devices to target (devices = {self.devices})"
+            )
         groups = tuple(self.groups)
         if not groups or not all(isinstance(g, Group) for g in groups):
             raise ValueError("groups must be a non-empty sequence of Group")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -54,6 +54,11 @@ class Probe:
     seq: int = 0
     requests: int = 0
     broken_streams: int = 0
+    boots: list[tuple[int, float]] = field(default_factory=list)  # (seq, device time)
+
+    def boot(self) -> None:
+        """Mark a boot in the device's sequence (a cut's reboot is a retry path too)."""
+        self.boots.append((self.next_seq(), self.clock.monotonic()))
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -131,5 +136,10 @@ class Arrival:
     status: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"device": self.device_id, "t": round(self.t, 6), "seq": self.seq,
-                "outcome": self.outcome, "status": self.status}  # fmt: skip
+        return {
+            "device": self.device_id,
+            "t": round(self.t, 6),
+            "seq": self.seq,
+            "outcome": self.outcome,
+            "status": self.status,
+        }

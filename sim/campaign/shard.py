@@ -77,6 +77,7 @@ class DeviceRecord:
     settled_wall_s: float | None  # wall time from the shard's start to it
     ended: str  # settled | untargeted | boots | device-time | stopped
     timeline: list[Report] = field(default_factory=list)
+    boot_marks: list[tuple[int, float]] = field(default_factory=list)  # (seq, device time)
 
 
 @dataclass
@@ -166,6 +167,7 @@ class _Device:
                 self._finish("boots")
                 break
             agent = self.sim.new_agent()
+            self.probe.boot()
             self._arm_cut()
             task = asyncio.ensure_future(agent.run())
             await asyncio.wait({task, self.stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -208,6 +210,7 @@ class _Device:
             settled_wall_s=self.settled_wall,
             ended=self.ended,
             timeline=self.twin.timeline,
+            boot_marks=list(self.probe.boots),
         )
 
 
