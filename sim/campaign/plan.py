@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.engine import AgentConfig
 from sim.cloud.faults.plan import FaultPlan
 
 PRODUCT = "washer"  # every targeted device's tags.productType
@@ -79,6 +80,7 @@ class CampaignPlan:
     io_time_scale: float = 0.05  # real seconds waited per device second of a socket timeout
     max_device_time_s: float = 3 * 3600.0  # per device: the liveness bound
     max_boots: int = 200  # per device
+    agent: AgentConfig = field(default_factory=lambda: AgentConfig(allow_http_loopback=True))
 
     def __post_init__(self) -> None:
         _int(self, "devices", 1, MAX_DEVICES)
@@ -110,6 +112,8 @@ class CampaignPlan:
         _number(self, "io_time_scale", low=1e-6)
         if self.io_time_scale > 1:
             raise ValueError(f"io_time_scale must be in (0, 1], got {self.io_time_scale}")
+        if not isinstance(self.agent, AgentConfig):
+            raise ValueError(f"agent must be an AgentConfig, got {type(self.agent).__name__}")
         if self.outage is not None and not isinstance(self.outage, Outage):
             raise ValueError(f"outage must be an Outage, got {type(self.outage).__name__}")
 

@@ -38,15 +38,6 @@ DEFAULTS: dict[str, Any] = {
     "cut_rate": 30.0,
     "report": "campaign-report",
 }
-FLEET_PRESET = {
-    "devices": 5,
-    "image_size": "64K",
-    "groups": "field_test=50%,pilot=50%",
-    "control": 1,
-    "outage": None,
-    "cut_rate": 0.0,
-    "report": None,
-}
 
 
 @dataclass(frozen=True)
@@ -202,6 +193,27 @@ async def campaign(opts: Options, out: Any) -> tuple[CampaignResult, Herd | None
     return result, found
 
 
+DEVICE_TABLE_MAX = 20  # a fleet this small gets one row per device
+
+
+def print_devices(result: CampaignResult, out: Any) -> None:
+    print("devices", file=out)
+    print(
+        f"  {'device':<8} {'product':<8} {'group':<11} {'desired':>7} {'status':<12} "
+        f"{'MCU':>3} {'image':<5} {'boots':>5} {'cuts':>4} {'device time':>11}",
+        file=out,
+    )
+    for d in result.devices:
+        desired = "-" if d.desired_version is None else str(d.desired_version)
+        print(
+            f"  {d.device_id:<8} {d.tags['productType']:<8} {d.tags['deviceGroup']:<11} "
+            f"{desired:>7} {d.status or '-':<12} {d.installed_version:>3} "
+            f"{'ok' if d.image_ok else 'BAD':<5} {d.boots:>5} {d.cuts:>4} "
+            f"{d.device_time_s:>9.2f} s",
+            file=out,
+        )
+
+
 def print_summary(result: CampaignResult, found: Herd | None, out: Any) -> None:
     plan = result.plan
     outcomes: dict[str, int] = {}
@@ -209,6 +221,8 @@ def print_summary(result: CampaignResult, found: Herd | None, out: Any) -> None:
         outcomes[d.status or "none"] = outcomes.get(d.status or "none", 0) + 1
     wire = sum(d.wire_bytes for d in result.devices)
     device_s = max((d.device_time_s for d in result.devices), default=0.0)
+    if len(result.devices) <= DEVICE_TABLE_MAX:
+        print_devices(result, out)
     print("campaign", file=out)
     print(
         f"  devices            {plan.devices} ({plan.targeted} targeted in "
