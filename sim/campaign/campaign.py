@@ -89,7 +89,8 @@ async def run_campaign(
 ) -> CampaignResult:
     executor = executor or InProcessExecutor()
     started = time.perf_counter()
-    async with CampaignStorage(seed=plan.seed, outage=plan.outage) as storage:
+    storage = CampaignStorage(seed=plan.seed, outage=plan.outage)
+    async with storage:
         waves = await publish_waves(plan, storage)
         storage.plan = plan.faults
         specs = [

@@ -17,13 +17,14 @@ it settles on its wave's version, runs out of boots, or passes the device-time b
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import hashlib
 import random
 import resource
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -252,7 +253,7 @@ async def run_shard(spec: ShardSpec, *, on_report: ReportHook | None = None) -> 
     )
 
 
-async def _connected(devices: list[_Device], runs: list[asyncio.Future[None]]) -> None:
+async def _connected(devices: list[_Device], runs: Sequence[asyncio.Future[None]]) -> None:
     """Wait until every agent has booted and connected its twin (idle, nothing desired)."""
     while not all(d.twin.connected for d in devices):
         for task in runs:
@@ -271,7 +272,7 @@ def _evaluate_waves(hub: Hub, waves: tuple[Wave, ...], devices: dict[str, _Devic
 
 
 async def _until_settled(
-    stops: list[asyncio.Future[str]], runs: list[asyncio.Future[None]]
+    stops: list[asyncio.Future[str]], runs: Sequence[asyncio.Future[None]]
 ) -> None:
     """Return once every stop future resolved; raise at once if a device's run crashes."""
     if not stops:
@@ -310,5 +311,7 @@ def _metrics(hub: Hub, config_id: str) -> dict[str, Any]:
 
 
 def run_shard_sync(spec: ShardSpec) -> ShardResult:
-    """:func:`run_shard` on a fresh event loop (for a worker process)."""
-    return asyncio.run(run_shard(spec))
+    """:func:`run_shard` on a fresh event loop in a thread of its own (a Dask worker may
+    run its tasks where a loop is already running)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run_shard(spec)).result()
