@@ -23,7 +23,7 @@ COMMANDS: dict[str, Command] = {
         "sim.cloud.iothub.cli", "run the local IoT Hub + DPS for the real Azure SDKs (MQTT/TLS)"
     ),
     "blobserver": Command("sim.cloud.blobserver.cli", "run the fault-injecting Azure Blob server"),
-    "bench": Command("sim.tools.bench", "benchmarks: flash, blob, ota, sweep"),
+    "bench": Command("sim.tools.bench", "benchmarks: flash, blob, ota, sweep, hub, campaign"),
     "fuzz": Command("sim.explore.fuzz", "explore power-loss points and network faults"),
     "replay": Command(
         "sim.explore.fuzz", "replay a failing scenario from its JSON", entry="replay_main"
