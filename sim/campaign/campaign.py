@@ -11,7 +11,6 @@ ever meets the devices.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import Sequence
@@ -124,7 +123,3 @@ def _add_metrics(shards: Sequence[ShardResult]) -> dict[str, dict[str, Any]]:
             for name, n in m["queries"].items():
                 into["queries"][name] = into["queries"].get(name, 0) + n
     return total
-
-
-def run(plan: CampaignPlan, **kwargs: Any) -> CampaignResult:
-    return asyncio.run(run_campaign(plan, **kwargs))

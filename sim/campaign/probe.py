@@ -74,7 +74,7 @@ class Probe:
         sent_at = self.clock.monotonic()
         response = await handler(request)
         if self.outage is not None and sent_at < self.outage.start:
-            response.content = _BrokenByOutage(response, self, sent_at)  # type: ignore[assignment]
+            response.content = _BrokenByOutage(response, self)  # type: ignore[assignment]
         return response
 
     def session(self) -> aiohttp.ClientSession:
@@ -85,7 +85,7 @@ class Probe:
 class _BrokenByOutage:
     """A response body that breaks the connection once device time reaches the outage."""
 
-    def __init__(self, response: aiohttp.ClientResponse, probe: Probe, sent_at: float) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, probe: Probe) -> None:
         self._inner = response.content
         self._response = response
         self._probe = probe
