@@ -37,8 +37,9 @@ def sample_times(end: float, waves: Sequence[Wave], samples: int) -> list[float]
 def hub_metrics_over_time(
     devices: Sequence[DeviceRecord], waves: Sequence[Wave], *, samples: int = 60
 ) -> list[dict[str, Any]]:
-    """One row per (sample time, configuration): ``t``, ``config``, ``targeted``,
-    ``applied`` and the configuration's metric queries."""
+    """One row per (sample time, configuration): ``t``, ``config``, the system metrics
+    ``targetedCount`` and ``appliedCount`` (devices the configuration was written to), and
+    the configuration's metric queries (ota.py's: devices by reported ``Status``)."""
     hub = Hub()
     for d in devices:
         hub.add_device(d.device_id, tags=d.tags)
@@ -61,8 +62,8 @@ def hub_metrics_over_time(
                 {
                     "t": t,
                     "config": config.id,
-                    "targeted": m.targeted_count,
-                    "applied": m.applied_count,
+                    "targetedCount": m.targeted_count,
+                    "appliedCount": m.applied_count,
                     **dict(m.queries),
                 }
             )

@@ -177,8 +177,8 @@ def _pictures(
                 [
                     {
                         "configuration": k,
-                        "targeted": v["targeted"],
-                        "applied": v["applied"],
+                        "targetedCount": v["targeted"],
+                        "appliedCount": v["applied"],
                         **v["queries"],
                     }
                     for k, v in result.metrics.items()

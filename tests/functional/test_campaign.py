@@ -119,8 +119,11 @@ def test_hub_metrics_over_time_end_with_every_targeted_device_applied(run):
     _, _, report = run
     rows = [json.loads(line) for line in (report / "hub_metrics.jsonl").read_text().splitlines()]
     last = {r["config"]: r for r in rows}
-    assert (last["ota_v1"]["targeted"], last["ota_v1"]["applied"]) == (6, 6)
-    assert (last["ota_v2"]["targeted"], last["ota_v2"]["applied"]) == (22, 22)
+    assert (last["ota_v1"]["targetedCount"], last["ota_v1"]["appliedCount"]) == (6, 6)
+    assert (last["ota_v2"]["targetedCount"], last["ota_v2"]["appliedCount"]) == (22, 22)
+    assert (last["ota_v1"]["applied"], last["ota_v2"]["applied"]) == (6, 22)  # by Status
+    # written to a device (appliedCount) is not yet applied by it (Status 'applied')
+    assert any(r["appliedCount"] > r["applied"] for r in rows)
     assert (last["ota_v1"]["downloading"], last["ota_v2"]["downloading"]) == (0, 0)
     assert not any(r["config"] == "ota_v2" for r in rows if r["t"] < 20)
     assert any(r["downloading"] > 0 for r in rows)  # the rollout is seen while it runs
