@@ -6,7 +6,9 @@ hundreds of devices on one loop a read that is ready waits its turn behind every
 device's flash work, so device time would grow with the fleet. Here the network costs no
 device time (the 8 MHz SPI flash, at tens of KiB/s, is the slow link) and a wait that
 times out costs its whole window, after waiting that window scaled by ``io_time_scale``
-in real time; if the loop ran that timer late (it was busy with other devices, so the
+in real time (never less than :data:`MIN_REAL_S`: a burst of connections on loopback can
+see a SYN dropped and retried by the kernel a second later, while the loop is idle); if
+the loop ran that timer late (it was busy with other devices, so the
 I/O may simply not have had its turn), the wait is given another scaled window, up to
 :data:`MAX_EXTENSIONS` times. An idle loop runs timers on time, so a real stall still
 costs only its scaled window of wall time.
@@ -23,6 +25,7 @@ from sim.clock import VirtualClock
 
 T = TypeVar("T")
 MAX_EXTENSIONS = 20
+MIN_REAL_S = 2.5
 LATE_FLOOR_S = 0.02  # a timer run later than this was held up by a busy loop
 
 
@@ -49,7 +52,7 @@ class CampaignClock(VirtualClock):
 
     async def wait_for(self, aw: Awaitable[T], timeout: float) -> T:
         window = max(0.0, timeout)
-        real = window * self.io_time_scale
+        real = max(window * self.io_time_scale, min(window, MIN_REAL_S))
         loop = asyncio.get_running_loop()
         task = asyncio.ensure_future(aw)
         try:

@@ -11,7 +11,8 @@ full jitter).
 Figures: the request rate per second of device time over the ``window_s`` after the
 outage (by default the agent's retry interval, the span its own jitter spreads over:
 peak over mean), and the share of the returning devices whose comeback
-fell in the busiest single second, overall and per path. A fleet retrying in lock-step
+fell in the busiest single second, overall and per path (that path's busiest second
+against every device that came back). A fleet retrying in lock-step
 puts nearly all of them in one second; full jitter spreads them over its window.
 """
 
@@ -37,15 +38,16 @@ class Spread:
     devices: int  # comebacks counted
     same_second_share: float  # the busiest second's share of them
     busiest_second: int | None  # that second (floor of device time)
+    busiest_count: int  # comebacks in it
     span_s: float  # last comeback - first
 
     @classmethod
     def of(cls, times: Sequence[float]) -> Spread:
         if not times:
-            return cls(0, 0.0, None, 0.0)
+            return cls(0, 0.0, None, 0, 0.0)
         bins = Counter(math.floor(t) for t in times)
         second, top = max(bins.items(), key=lambda kv: (kv[1], -kv[0]))
-        return cls(len(times), top / len(times), second, max(times) - min(times))
+        return cls(len(times), top / len(times), second, top, max(times) - min(times))
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,12 @@ class Herd:
     def spread(self, path: str) -> Spread:
         return Spread.of(self.comebacks.get(path, []))
 
+    def fleet_share(self, path: str) -> float:
+        """The busiest second of ``path``'s comebacks, as a share of every device that came
+        back: what one retry path alone puts on the account in one second."""
+        back = self.overall.devices
+        return self.spread(path).busiest_count / back if back else 0.0
+
     def lines(self) -> list[str]:
         """What the campaign prints after the outage."""
         o = self.overall
@@ -84,8 +92,8 @@ class Herd:
             s = self.spread(path)
             if s.devices:
                 out.append(
-                    f"    {path:<8} {s.devices:>5} devices, busiest second "
-                    f"{s.same_second_share:.1%}, over {s.span_s:.0f} s"
+                    f"    {path:<8} {s.devices:>5} devices over {s.span_s:.0f} s, busiest "
+                    f"second {s.busiest_count} ({self.fleet_share(path):.1%} of those back)"
                 )
         return out
 
@@ -102,6 +110,7 @@ class Herd:
                 p: {
                     "devices": s.devices,
                     "same_second_share": s.same_second_share,
+                    "busiest_second_fleet_share": self.fleet_share(p),
                     "span_s": s.span_s,
                 }
                 for p in PATHS

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sim.campaign.clock import CampaignClock
+from sim.campaign.clock import MIN_REAL_S, CampaignClock
 
 pytestmark = pytest.mark.sim
 
@@ -26,13 +26,19 @@ async def test_a_wait_that_ends_costs_no_device_time():
     assert c.monotonic() == 0.0
 
 
-async def test_a_timeout_costs_its_window_and_waits_it_scaled():
+async def test_a_timeout_costs_its_window_and_waits_it_scaled_with_a_floor():
+    """30 s scaled by 0.01 is 0.3 s, raised to MIN_REAL_S; a 0.1 s window waits 0.1 s."""
     c = clock()
     started = time.perf_counter()
     with pytest.raises(TimeoutError):
         await c.wait_for(asyncio.Event().wait(), 30.0)
+    waited = time.perf_counter() - started
     assert c.monotonic() == 30.0
-    assert time.perf_counter() - started < 3.0  # 0.3 s scaled, far from 30 s
+    assert MIN_REAL_S <= waited < MIN_REAL_S + 1.0
+    started = time.perf_counter()
+    with pytest.raises(TimeoutError):
+        await c.wait_for(asyncio.Event().wait(), 0.1)
+    assert c.monotonic() == 30.1 and time.perf_counter() - started < 0.5
 
 
 async def test_a_timer_run_late_by_a_busy_loop_waits_again():
@@ -47,7 +53,7 @@ async def test_a_timer_run_late_by_a_busy_loop_waits_again():
         loop.call_later(0.01, ready.set)
 
     loop.call_soon(busy)
-    await c.wait_for(ready.wait(), 30.0)
+    await c.wait_for(ready.wait(), 0.3)  # a window under the floor: waited as it is
     assert c.monotonic() == 0.0 and c.extensions >= 1
 
 

@@ -75,4 +75,5 @@ def test_lock_step_comebacks_are_one_second_and_a_spike():
 def test_spread_counts_the_busiest_second_share():
     spread = Spread.of([30.1, 30.9, 31.0, 45.0])
     assert (spread.devices, spread.same_second_share, spread.busiest_second) == (4, 0.5, 30)
+    assert spread.busiest_count == 2
     assert spread.span_s == pytest.approx(14.9)
