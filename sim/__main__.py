@@ -23,13 +23,18 @@ COMMANDS: dict[str, Command] = {
         "sim.cloud.iothub.cli", "run the local IoT Hub + DPS for the real Azure SDKs (MQTT/TLS)"
     ),
     "blobserver": Command("sim.cloud.blobserver.cli", "run the fault-injecting Azure Blob server"),
-    "bench": Command("sim.tools.bench", "benchmarks: flash, blob, ota, sweep"),
-    "fuzz": Command("sim.tools.fuzz", "explore power-loss points and random cuts (--mutant NAME)"),
+    "bench": Command("sim.tools.bench", "benchmarks: flash, blob, ota, sweep, hub, campaign"),
+    "fuzz": Command(
+        "sim.tools.fuzz", "explore power cuts, network faults and twin events (--mutant NAME)"
+    ),
     "replay": Command(
         "sim.tools.replay", "replay a fuzz finding: the trace around each cut, --trace out.vcd"
     ),
     "ota": Command(
         "deploy.ota", "alias of python -m deploy ota: upload, read-only SAS, IoT Hub configuration"
+    ),
+    "campaign": Command(
+        "sim.tools.campaign", "roll out to a fleet in waves: live status bars, outage, herd, report"
     ),
     "fleet": Command(
         "sim.tools.fleet", "many devices, one simulated IoT Hub, configurations by tags"

@@ -1,4 +1,6 @@
-"""``python -m sim fleet``: many simulated gateways, one simulated IoT Hub, rollout by tags.
+"""``python -m sim fleet``: the campaign's small preset (:mod:`sim.tools.campaign`: five
+devices, a ``field_test`` and a ``pilot`` wave, one dryer, no outage, no cuts, no report);
+and :func:`run_fleet`, the retagging rollout below, which campaigns do not do.
 
 Every device is a whole :class:`sim.device.SimDevice` (its own virtual clock, W25Q128JV
 model, littlefs, agent and twin) registered in a :class:`sim.cloud.hub.Hub` with tags. The
@@ -13,7 +15,6 @@ the devices run concurrently on one event loop until each has settled. One devic
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import hashlib
@@ -282,19 +283,18 @@ def print_result(result: FleetResult, out: Any = None) -> None:
     )
 
 
+FLEET_PRESET: dict[str, Any] = {
+    "devices": 5,
+    "image_size": "64K",
+    "groups": f"{FIELD_TEST}=50%,{PILOT}=50%",
+    "control": 1,
+    "outage": None,
+    "cut_rate": 0.0,
+    "report": None,
+}
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sim fleet", description=__doc__.split("\n")[0])
-    parser.add_argument("--devices", type=int, default=FleetPlan.devices, help=f"3..{MAX_DEVICES}")
-    parser.add_argument("--seed", type=int, default=FleetPlan.seed)
-    parser.add_argument("--image-size", type=int, default=FleetPlan.image_size, help="bytes")
-    args = parser.parse_args(argv)
-    try:
-        plan = FleetPlan(devices=args.devices, seed=args.seed, image_size=args.image_size)
-    except ValueError as exc:
-        parser.error(str(exc))
-    result = asyncio.run(run_fleet(plan))
-    print_result(result)
-    ok = all(
-        o.image_ok and (o.desired_version is None or o.status == "applied") for o in result.outcomes
-    )
-    return 0 if ok else 1
+    from sim.tools.campaign import main as campaign_main
+
+    return campaign_main(argv, prog="python -m sim fleet", defaults=FLEET_PRESET)

@@ -76,17 +76,19 @@ def test_metrics_count_targeted_applied_and_reported_status_per_configuration(re
 
 
 def test_fleet_command_prints_every_device_and_the_metrics(capsys):
-    """``python -m sim fleet --devices 3`` exits 0 after a clean rollout and prints one
-    row per device and one line of metrics per configuration."""
-    assert main(["--devices", "3", "--seed", "1", "--image-size", "8192"]) == 0
+    """``python -m sim fleet`` is the campaign's small preset: ``--devices 3`` is one
+    field_test washer (v1), one pilot washer (v2) and a dryer; it exits 0 after a clean
+    rollout and prints one row per device and one line of metrics per configuration."""
+    assert main(["--devices", "3", "--seed", "1", "--image-size", "8192", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert [line.split()[0] for line in out.splitlines() if line.startswith("  gw-")] == [
-        "gw-00",
-        "gw-01",
-        "gw-02",
+    rows = [line.split() for line in out.splitlines() if line.startswith("  gw-")]
+    assert [(r[0], r[2], r[3], r[4]) for r in rows] == [
+        ("gw-000", "field_test", "1", "applied"),
+        ("gw-001", "pilot", "2", "applied"),
+        ("gw-002", "field_test", "-", "-"),
     ]
-    assert "ota_v1  targeted=1 applied=1" in out
-    assert "ota_v2  targeted=1 applied=1" in out
+    assert "ota_v1     targeted=1 applied=1" in out
+    assert "ota_v2     targeted=1 applied=1" in out
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ BENCHMARKS: dict[str, str] = {
     "ota": "a 4 MiB OTA with no faults and with 5 scheduled power cuts",
     "sweep": "power-loss sweep speed (runs per second) and the mutation score",
     "hub": "local IoT Hub: connect, twin round trip, 50-device rollout over MQTT/TLS",
+    "campaign": "campaign scaling: devices/s, RSS per device, growth from 10 to 100 (1000)",
 }
 
 
@@ -20,7 +21,7 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in BENCHMARKS:
         print("usage: python -m sim bench NAME [ARGS...]\n\nbenchmarks:")
         for name, text in BENCHMARKS.items():
-            print(f"  {name:<6}  {text}")
+            print(f"  {name:<8}  {text}")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     return int(importlib.import_module(f"sim.tools.bench.{argv[0]}").main(argv[1:]))
 

@@ -85,6 +85,7 @@ def _device_figures(hub: LocalIoTHub, rounds: int) -> dict[str, list[float]]:
 
 async def _rollout(hub: LocalIoTHub, devices: int, version: int) -> float:
     from agent.engine import AgentConfig
+    from agent.hosts import LOOPBACK_HOSTS
     from deploy.ota import Release, publish
     from sim.clock import VirtualClock
     from sim.cloud.blobserver import BlobServer
@@ -103,7 +104,8 @@ async def _rollout(hub: LocalIoTHub, devices: int, version: int) -> float:
     for i in range(devices):
         rid = f"{group}-{i:02d}"
         twin = HubTwin.provisioned(hub, rid, symmetric_key=derive_device_key(key, rid))
-        sims.append(SimDevice(seed=i, config=AgentConfig(allow_http_loopback=True),
+        config = AgentConfig(allow_http_loopback=True, storage_hosts=LOOPBACK_HOSTS)
+        sims.append(SimDevice(seed=i, config=config,
                               clock=VirtualClock(io_time_scale=0.05), twin=twin))  # fmt: skip
     async with BlobServer() as blobs:
         started = time.perf_counter()
