@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sim.explore.result import ScenarioResult
 from sim.explore.scenario import BASE_VERSION
@@ -187,16 +188,21 @@ _NEXT: dict[str, frozenset[str]] = {
 def honest_reporting(r: ScenarioResult) -> list[Violation]:
     """Statuses follow the state machine within each boot (a boot may start anywhere:
     it resumes from flash), ``applying`` never follows ``applied`` without a new
-    download, and the last report matches the MCU."""
+    download, and the last report matches the MCU. A report repeated word for word is a
+    retransmission (its acknowledgement was lost), not a step of the state machine."""
     out = []
     marks = set(r.boot_marks)
     prev: str | None = None
+    prev_info: dict[str, Any] | None = None
     for i, info in enumerate(r.reports):
         status = info.get("Status")
         if status is None:
             continue
         if i in marks:
-            prev = None
+            prev = prev_info = None
+        if info == prev_info:
+            continue
+        prev_info = info
         if status not in _NEXT:
             out.append(Violation(HONEST, f"report #{i}: unknown status {status!r}"))
         elif prev is not None and status not in _NEXT[prev]:
