@@ -32,27 +32,25 @@ import hashlib
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 import aiohttp
 
 from agent.clock import Clock
-from agent.download import Downloader, DownloadError, DownloadPolicy, DownloadStats
+from agent.config import AgentConfig
+from agent.download import Downloader, DownloadError, DownloadStats
 from agent.errors import PowerLoss
 from agent.flash import FlashError, SpiFlash
-from agent.hosts import AZURE_BLOB_HOSTS
 from agent.instruction import (
     Instruction,
     InvalidInstruction,
-    allow_list,
     parse_instruction,
-    storage_hosts_entries,
 )
 from agent.protocol import Board
 from agent.record import Job, Record, RecordError, State, load_record
 from agent.report import ErrorText, Report, Status, percent, to_reported
+from agent.reporting import Reporter
 from agent.staging import (
     CURRENT_PATH,
     OTA_DIR,
@@ -61,7 +59,7 @@ from agent.staging import (
     ImageStaging,
     Journal,
 )
-from agent.storage import Flash, Geometry, Storage, StorageError
+from agent.storage import Flash, Storage, StorageError
 from agent.target import McuTarget
 from agent.twin import Twin, merge_patch
 from agent.twin_link import TwinLink
@@ -69,37 +67,6 @@ from agent.twin_link import TwinLink
 log = logging.getLogger(__name__)
 
 VERIFY_CHUNK_BYTES = 4096
-
-
-@dataclass(frozen=True, kw_only=True)
-class AgentConfig:
-    """How an agent is set up; every field has the original design's value or a safe one."""
-
-    geometry: Geometry = field(default_factory=Geometry)
-    download: DownloadPolicy = field(default_factory=DownloadPolicy)
-    allow_http_loopback: bool = False
-    # where images may come from (agent.hosts): Azure Blob's endpoints; simulation and
-    # tests pass agent.hosts.LOOPBACK_HOSTS for their loopback blob server
-    storage_hosts: tuple[str, ...] = AZURE_BLOB_HOSTS
-    progress_step_percent: int = 5
-    retry_interval_s: float = 60.0  # after `interrupted`, try again on our own (jittered)
-    storage_retry_s: float = 300.0  # a chip unusable at boot is tried again this often
-    space_reserve_blocks: int = 8  # littlefs metadata and copy-on-write headroom
-    format_blank: bool = True
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.progress_step_percent <= 100:
-            raise ValueError(
-                f"progress_step_percent must be 1..100, got {self.progress_step_percent}"
-            )
-        if self.retry_interval_s < 0:
-            raise ValueError(f"retry_interval_s must be >= 0, got {self.retry_interval_s}")
-        if not self.storage_retry_s > 0:
-            raise ValueError(f"storage_retry_s must be > 0, got {self.storage_retry_s}")
-        if self.space_reserve_blocks < 0:
-            raise ValueError(f"space_reserve_blocks must be >= 0, got {self.space_reserve_blocks}")
-        object.__setattr__(self, "storage_hosts", storage_hosts_entries(self.storage_hosts))
-        allow_list(self.storage_hosts)  # a malformed entry is refused here, not per instruction
 
 
 class Outcome(Enum):
@@ -115,7 +82,7 @@ class Outcome(Enum):
 BOOT_READY_TIMEOUT_S = 3.0
 
 
-class Agent:
+class Agent(Reporter):
     """One boot of the OTA agent. A power cut ends it (:class:`PowerLoss` escapes
     :meth:`run`); the device then boots a new :class:`Agent` on the same flash.
 
@@ -554,58 +521,3 @@ class Agent:
         )
         if complete and await self._verify():
             await self._apply()
-
-    # -- reports ------------------------------------------------------------------
-
-    def _on_progress(self, done: int, total: int) -> None:
-        step = self.config.progress_step_percent
-        pct = percent(done, total)
-        if pct // step != self._progress_sent // step or pct == 100:
-            self._progress_sent = pct
-            self._emit_progress(done, total)
-
-    async def _report_progress(self, done: int, total: int, *, force: bool = False) -> None:
-        if force:
-            self._progress_sent = percent(done, total)
-        self._emit_progress(done, total)
-
-    def _emit_progress(self, done: int, total: int) -> None:
-        assert self.journal is not None
-        job = self.journal.record.job
-        if job is None:
-            return
-        self._emit(
-            Report(
-                Status.DOWNLOADING,
-                target_version=job.version,
-                progress=percent(done, total),
-                downloaded=done,
-            )
-        )
-
-    async def _report_applied(self, version: int) -> None:
-        await self._report(Report(Status.APPLIED, installed_version=version, progress=100))
-
-    async def _report_failed(self, record: Record, detail: str | None = None) -> None:
-        assert record.job is not None
-        await self._report(
-            Report(
-                Status.ERROR,
-                ErrorText(record.error),
-                target_version=record.job.version,
-                detail=detail,
-            )
-        )
-
-    async def _report(self, report: Report) -> None:
-        self._emit(report)
-        await asyncio.sleep(0)  # let the sender run
-
-    def _emit(self, report: Report) -> None:
-        """Queue ``report`` for the twin if it differs from the last one (report on change)."""
-        if report == self._last_report:
-            return
-        self._last_report = report
-        self.reports.append(report)
-        log.info("report: %s", to_reported(report)["extFwInfo"])
-        self._outbox.put_nowait(report)

@@ -2,7 +2,7 @@
 
 The original's app manifest restricts outgoing connections to named hosts (Azure
 Sphere "AllowedConnections"); here the agent's configuration carries the same list
-(:attr:`agent.engine.AgentConfig.storage_hosts`). An entry is one of:
+(:attr:`agent.config.AgentConfig.storage_hosts`). An entry is one of:
 
 * a host name, matched exactly (``fw.example.com``);
 * ``*.`` and a domain, matching exactly one more label (``*.blob.core.windows.net``

@@ -7,7 +7,7 @@ boot by an :data:`AgentFactory` from a :class:`Board` and then run as one task:
   :mod:`agent.spi`, W25Q128JV behind it: ``docs/w25q128jv.md``), the clock it must use for
   every wait (:mod:`agent.clock`), the device twin (:mod:`agent.twin`), the MCU's
   programmer (:mod:`agent.target`) and the configuration the scenario expects
-  (:class:`agent.engine.AgentConfig`: where its littlefs region lies, how often it commits
+  (:class:`agent.config.AgentConfig`: where its littlefs region lies, how often it commits
   downloaded data, whether a loopback ``http://`` blob URL is acceptable), plus a seeded
   random source and the HTTP session factory the harness counts bytes on;
 * **must do** (:class:`OtaAgent`): construction is the power-on and does no I/O;

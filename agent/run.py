@@ -12,7 +12,7 @@ Where each seam comes from:
   (:mod:`agent.azure`); or ``--link HOST:PORT``, a harness's twin and MCU (:mod:`agent.link`);
 * **MCU**: ``--target command:PROGRAM ...`` or ``plugin:MODULE:NAME`` (:mod:`agent.targets`),
   or the link's;
-* **configuration**: ``--config FILE.json`` (the fields of :class:`agent.engine.AgentConfig`,
+* **configuration**: ``--config FILE.json`` (the fields of :class:`agent.config.AgentConfig`,
   nested for ``geometry`` and ``download``).
 
 Exit status: 0 after SIGTERM/SIGINT, 2 for bad input (one line naming it), 3 when the flash

@@ -2,15 +2,13 @@
 
 ``select()`` / ``transfer(data)`` / ``deselect()`` clock whole bytes full duplex, as on
 the wire; :class:`sim.ports.model.SimSpiPort` puts pyftdi's ``SpiPort`` interface on top.
-Section numbers cite the W25Q128JV datasheet (Rev H and later): identity 8.2.27-8.2.32
-(9Fh, 90h, ABh, 4Bh, 5Ah); reads 8.2.6-8.2.7; WEL 7.1.2, 8.2.1-8.2.3; status
-registers 7.1, 8.2.4-8.2.5; Page Program 8.2.13; erases 8.2.15-8.2.19; suspend/resume
-8.2.20-8.2.21; power-down 8.2.22-8.2.23; security registers 8.2.33-8.2.35; block locks
-8.2.36-8.2.40; reset 8.2.43. This module is the command machine, time and power; the
-commands' effects live in its parts: reads, programs and erases :mod:`sim.chip.array`,
-status registers and protection :mod:`sim.chip.status` (table :mod:`sim.chip.protect`),
-security registers :mod:`sim.chip.security`, busy times :mod:`sim.chip.timing`, SFDP
-:mod:`sim.chip.sfdp`, the non-volatile store :mod:`sim.chip.store`.
+This module is the command machine and its time. Power and cuts are
+:mod:`sim.chip.power`; the commands' effects live in the other parts: reads, programs and
+erases :mod:`sim.chip.array`, status registers and protection :mod:`sim.chip.status`
+(table :mod:`sim.chip.protect`), security registers :mod:`sim.chip.security`, identity
+:mod:`sim.chip.identity`, suspend, resume, power-down and reset :mod:`sim.chip.control`;
+busy times :mod:`sim.chip.timing`, SFDP :mod:`sim.chip.sfdp`, the non-volatile store
+:mod:`sim.chip.store`. The rules and their datasheet sections: ``docs/w25q128jv.md``.
 
 Power cuts (:meth:`W25Q128.schedule_cut`, :meth:`W25Q128.power_off`) tear the operation
 in flight at its progress ``f`` (elapsed busy time / its duration). Distributions, all
@@ -50,7 +48,10 @@ from agent.w25q128jv import (
     Op,
 )
 from sim.chip import sfdp
-from sim.chip.array import ERASES, ArrayCommands
+from sim.chip.array import ArrayCommands
+from sim.chip.control import ControlCommands
+from sim.chip.identity import IdentityReads
+from sim.chip.power import INF, PowerSupply
 from sim.chip.sectors import SectorArray
 from sim.chip.security import SecurityRegisters
 from sim.chip.state import ChipCounters, ChipCut, ChipSnapshot, Operation
@@ -61,13 +62,11 @@ from sim.clock import VirtualClock
 
 __all__ = ["W25Q128", "ChipCounters", "ChipCut", "ChipPowerLoss", "ChipSnapshot", "Timing"]
 
-INF = float("inf")
 _Bytes = bytes | bytearray | memoryview  # what a transfer or an exchange may carry
 _FF = b"\xff" * 65536
 _FF_VIEW = memoryview(_FF)
 _RDSR1, _READ, _WREN = int(Op.READ_STATUS1), int(Op.READ_DATA), int(Op.WRITE_ENABLE)
 _HOT_LEN = {_RDSR1: 1, _READ: 4, _WREN: 1}  # transact's direct answers: opcode -> len(out)
-SUSPENDABLE = frozenset(("page_program", *(kind for _, kind in ERASES.values())))
 _RESET, _ENABLE_RESET, _RELEASE = (
     Op.RESET_DEVICE.value,
     Op.ENABLE_RESET.value,
@@ -84,7 +83,14 @@ class ChipPowerLoss(PowerLoss):
     """An exchange reached the simulated chip while it had no power."""
 
 
-class W25Q128(ArrayCommands, StatusRegisters, SecurityRegisters):
+class W25Q128(
+    PowerSupply,
+    ArrayCommands,
+    StatusRegisters,
+    SecurityRegisters,
+    ControlCommands,
+    IdentityReads,
+):
     """The chip: /CS select, full-duplex byte transfer, deselect; see the module doc."""
 
     _reset_enabled: bool  # 66h came just before; 99h resets only then (8.2.43)
@@ -293,49 +299,6 @@ class W25Q128(ArrayCommands, StatusRegisters, SecurityRegisters):
             latch()
         return got
 
-    def power_off(self) -> None:
-        """Cut power now: the operation in flight is torn at its progress."""
-        self._settle()
-        if self._powered:
-            self._lose_power(self.clock.monotonic())
-        self._store.flush()
-
-    def power_on(self) -> None:
-        """Restore power: volatile state resets (WEL, SUS, power-down, volatile SR bits)."""
-        self._settle()
-        if not self._powered:
-            self._powered = True
-            self._power_on_state()
-
-    def schedule_cut(
-        self,
-        plan: ChipCut | None = None,
-        *,
-        after_ops: int | None = None,
-        fraction: float = 1.0,
-        at_time: float | None = None,
-    ) -> ChipCut:
-        """Arm one power cut, replacing any armed one; see :class:`ChipCut`."""
-        if plan is None:
-            plan = ChipCut(after_ops=after_ops, fraction=fraction, at_time=at_time)
-        elif not isinstance(plan, ChipCut):
-            raise TypeError(f"plan must be a ChipCut, got {type(plan).__name__}")
-        self._settle()
-        self._plan, self._plan_count = plan, 0
-        self._cut_time = INF if plan.at_time is None else float(plan.at_time)
-        self._reschedule()
-        return plan
-
-    def cancel_cut(self) -> None:
-        """Disarm the scheduled cut, if any."""
-        self._plan, self._cut_time = None, INF
-        self._reschedule()
-
-    @property
-    def cut_pending(self) -> bool:
-        self._settle()
-        return self._plan is not None
-
     def snapshot(self) -> ChipSnapshot:
         """The whole non-volatile state: array, NV status bits, security registers, wear."""
         self._settle()
@@ -405,18 +368,6 @@ class W25Q128(ArrayCommands, StatusRegisters, SecurityRegisters):
                 self._lose_power(cut)
                 continue
             self._reschedule()
-
-    def _lose_power(self, when: float) -> None:
-        for op, running in ((self._op, True), (self._suspended, False)):
-            if op is not None:
-                fraction = op.progress(when, running)
-                op.fn(*op.args, fraction)
-                self.counters.busy_time_s += fraction * op.duration
-        self._op = self._suspended = None
-        self._powered = self._cs = False
-        self._plan, self._cut_time = None, INF
-        self.counters.power_cuts += 1
-        self._reschedule()
 
     def _start(
         self,
@@ -546,22 +497,6 @@ class W25Q128(ArrayCommands, StatusRegisters, SecurityRegisters):
         n = len(data)
         return _FF[:n] if n <= 65536 else b"\xff" * n
 
-    def _const(self, source: Callable[[], bytes]) -> Callable:
-        def handler(data: _Bytes, pos: int) -> bytes:
-            n = len(data)
-            return source()[pos : pos + n].ljust(n, b"\xff")
-
-        return handler
-
-    def _read_mfr_dev(self, data: _Bytes, pos: int) -> bytes:
-        """90h: EFh then the device ID (17h), alternating; address bit 0 swaps them (8.2.29)."""
-        n, start = len(data), (pos + self._head[3]) & 1
-        return (bytes((0xEF, self.device_id)) * (n // 2 + 2))[start : start + n]
-
-    def _read_sfdp(self, data: _Bytes, pos: int) -> bytes:
-        a, space = self._head[3] + pos, self.sfdp
-        return bytes(space[(a + i) & 0xFF] for i in range(len(data)))
-
     # latches at /CS rise
 
     def _write_enable(self) -> None:
@@ -569,44 +504,3 @@ class W25Q128(ArrayCommands, StatusRegisters, SecurityRegisters):
 
     def _write_disable(self) -> None:
         self._wel = False
-
-    def _suspend(self) -> None:
-        """75h: during Page Program or a sector/block erase only; BUSY clears after tSUS."""
-        op = self._op
-        if op is None or self._suspended is not None or op.suspend_at is not None:
-            return
-        if op.kind in SUSPENDABLE:
-            op.suspend_at = self.clock.monotonic() + self.table.suspend.max_s
-            self.counters.ops["suspend"] += 1
-            self._reschedule()
-
-    def _resume(self) -> None:
-        """7Ah: continue the suspended operation for the rest of its time (8.2.21)."""
-        op = self._suspended
-        if op is None or self._op is not None:
-            return
-        now = self.clock.monotonic()
-        op.resumed_at, op.end = now, now + op.duration - op.done_s
-        self._op, self._suspended = op, None
-        self.counters.ops["resume"] += 1
-        self._reschedule()
-
-    def _power_down(self) -> None:
-        self._pd = True
-
-    def _release(self) -> None:
-        self._pd = False
-
-    def _enable_reset(self) -> None:
-        self._reset_enabled = True
-
-    def _reset(self) -> None:
-        """66h then 99h: the power-on state; tears an operation in flight (8.2.43)."""
-        if not self._reset_enabled:
-            return
-        now = self.clock.monotonic()
-        for op, running in ((self._op, True), (self._suspended, False)):
-            if op is not None:
-                op.fn(*op.args, op.progress(now, running))
-        self.counters.ops["reset"] += 1
-        self._power_on_state()

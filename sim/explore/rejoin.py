@@ -25,11 +25,13 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from agent.engine import Agent
 from agent.errors import PowerLoss
 from agent.record import Record
 from agent.storage import Storage, StorageError
@@ -222,3 +224,36 @@ def splice(run: Run, cp: Checkpoint, clean: ScenarioResult) -> ScenarioResult:
         crash=clean.crash,
         rejoined_at=cp.ops,
     )
+
+
+def watch_records(run: Run, agent: Any) -> None:
+    """Note every record ``agent`` saves once it has booted: a clean run's checkpoints, or
+    a cut run's chance to re-join. Only the project's agent (a mutant's included) keeps
+    a journal to watch; an agent behind the seam alone runs every cut run to the end."""
+    if not isinstance(agent, Agent):
+        return
+    boot = agent.boot
+
+    def boot_and_watch() -> None:
+        boot()
+        journal = agent.journal
+        if journal is None:
+            return
+        save = journal.save
+
+        def save_and_note(record: Record) -> None:
+            save(record)
+            _saved(run, record, call_site(sys._getframe(1)))
+
+        journal.save = save_and_note  # type: ignore[method-assign]
+
+    agent.boot = boot_and_watch  # type: ignore[method-assign]
+
+
+def _saved(run: Run, record: Record, site: Site) -> None:
+    if run.checkpoints is not None and not run.wire.watchers:
+        cp = checkpoint(run, record, site, run.op_count(), run.chip.snapshot().sectors)
+        if cp is not None:
+            run.checkpoints.append(cp)
+    if run.rejoin is not None and run.memory is not None:
+        check_rejoin(run, run.rejoin, record, site, run.memory.memory.freeze)

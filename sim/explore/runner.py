@@ -22,7 +22,6 @@ import contextlib
 import dataclasses
 import hashlib
 import random
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +29,6 @@ from typing import Any
 from agent.engine import Agent
 from agent.errors import PowerLoss
 from agent.protocol import AgentFactory, Board, OtaAgent
-from agent.record import Record
 from agent.staging import CURRENT_PATH
 from agent.storage import Storage, StorageError
 from agent.twin import merge_patch
@@ -46,11 +44,8 @@ from sim.explore.rejoin import (
     Checkpoint,
     Rejoined,
     RejoinPlan,
-    Site,
-    call_site,
-    check_rejoin,
-    checkpoint,
     splice,
+    watch_records,
 )
 from sim.explore.result import FsCheck, ScenarioResult
 from sim.explore.scenario import BASE_VERSION, Cut, Scenario, sha256_hex
@@ -290,39 +285,9 @@ class Run:
         agent = self.agent_factory(
             dataclasses.replace(board, session_factory=self.wire.session_factory)
         )
-        # The re-join shortcut watches the project's agent (a mutant's included) save its
-        # records; an agent behind the seam alone has no journal to watch and runs to the end.
-        if (self.rejoin is not None or self.checkpoints is not None) and isinstance(agent, Agent):
-            boot = agent.boot
-
-            def boot_and_watch() -> None:
-                boot()
-                self._watch_journal(agent)
-
-            agent.boot = boot_and_watch  # type: ignore[method-assign]
+        if self.rejoin is not None or self.checkpoints is not None:
+            watch_records(self, agent)
         return agent
-
-    def _watch_journal(self, agent: Agent) -> None:
-        """Note every record the agent saves: a clean run's checkpoints, or a cut run's
-        chance to re-join (the journal is the agent's own, a mutant's included)."""
-        journal = agent.journal
-        if journal is None:
-            return
-        save = journal.save
-
-        def save_and_note(record: Record) -> None:
-            save(record)
-            self._saved(record, call_site(sys._getframe(1)))
-
-        journal.save = save_and_note  # type: ignore[method-assign]
-
-    def _saved(self, record: Record, site: Site) -> None:
-        if self.checkpoints is not None and not self.wire.watchers:
-            cp = checkpoint(self, record, site, self.op_count(), self.chip.snapshot().sectors)
-            if cp is not None:
-                self.checkpoints.append(cp)
-        if self.rejoin is not None and self.memory is not None:
-            check_rejoin(self, self.rejoin, record, site, self.memory.memory.freeze)
 
     # -- 3. watch --------------------------------------------------------------------------
 
