@@ -37,7 +37,7 @@ from agent.target import McuTarget
 from agent.twin import Twin
 
 if TYPE_CHECKING:
-    from agent.engine import AgentConfig
+    from agent.config import AgentConfig
     from agent.storage import Flash
 
 

@@ -11,7 +11,7 @@ one is skipped at collection, with the rig's reason, on a rig that does not decl
 
 Fixtures (see their docstrings): the simulator's ``w25q128``, ``w25q128_port``,
 ``blob_server``, ``hub``, ``iothub``, ``agent_factory``, ``sim_device``, ``explorer``
-(:mod:`sim.fixtures`); the port shared by simulation and bench ``flash_port``,
+(:mod:`sim.harness.fixtures`); the port shared by simulation and bench ``flash_port``,
 ``flash_clock``, ``flash_scratch``, ``flash_supply``, ``ota_geometry``, ``flash_target``
 and ``rig`` (:mod:`hil.flash_fixtures`).
 """
@@ -34,7 +34,7 @@ from hil.flash_fixtures import (
     requires_capability,
 )
 from hil.rig import CAPABILITIES, Rig, RigError
-from sim.fixtures import (
+from sim.harness.fixtures import (
     agent_factory,
     blob_server,
     explorer,
@@ -85,7 +85,7 @@ def load_rig(path: str | None) -> Rig | None:
     """The rig named by ``--rig``: a path, or the name of a packaged rig (``virtual``)."""
     if not path:
         return None
-    from sim.packaged import rig_path
+    from sim.harness.packaged import rig_path
 
     try:
         return Rig.load(rig_path(path))

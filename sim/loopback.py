@@ -23,12 +23,19 @@ import contextlib
 import heapq
 import itertools
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
-
-if TYPE_CHECKING:
-    from sim.clock import VirtualClock
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
+
+
+class NetworkClock(Protocol):
+    """What the network needs of :class:`sim.clock.VirtualClock`: read it, move it."""
+
+    def monotonic(self) -> float: ...
+
+    def advance_to(self, when: float) -> None: ...
+
+
 QUIET_ITERATIONS = 3  # loop iterations in a row with nothing to do before time moves
 HOLD_POLL_S = 0.01  # how often a hold looks whether its client left (no effect on time)
 
@@ -36,7 +43,7 @@ HOLD_POLL_S = 0.01  # how often a hold looks whether its client left (no effect 
 class VirtualNetwork:
     """The virtual-time side of one device's loopback I/O (see the module doc)."""
 
-    def __init__(self, clock: VirtualClock) -> None:
+    def __init__(self, clock: NetworkClock) -> None:
         self.clock = clock
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._waiters: list[tuple[float, asyncio.Future[None]]] = []

@@ -11,20 +11,29 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from littlefs import lfs
 
-if TYPE_CHECKING:
-    from agent.storage.filesystem import Storage
-
 _T = TypeVar("_T")
+
+
+class FileOwner(Protocol):
+    """What a handle needs of the :class:`agent.storage.Storage` that opened it: its
+    littlefs, its block device, the set of open handles, and the guarded call."""
+
+    _fs: Any
+    _dev: Any
+    _mounted: bool
+    _open: set[Any]
+
+    def _call(self, op: str, fn: Callable[..., _T], *args: Any) -> _T: ...
 
 
 class _Handle:
     """An open raw littlefs file whose close can run only once (trap 5)."""
 
-    def __init__(self, storage: Storage, path: str, fh: Any) -> None:
+    def __init__(self, storage: FileOwner, path: str, fh: Any) -> None:
         self._storage = storage
         self._fh = fh
         self.path = path
@@ -86,7 +95,7 @@ class AppendFile(_Handle):
 class ReadFile(_Handle, io.RawIOBase):
     """A read-only file as a raw binary stream (``read``, ``readinto``, ``seek``)."""
 
-    def __init__(self, storage: Storage, path: str, fh: Any) -> None:
+    def __init__(self, storage: FileOwner, path: str, fh: Any) -> None:
         io.RawIOBase.__init__(self)
         _Handle.__init__(self, storage, path, fh)
 

@@ -6,18 +6,29 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 from sim.cloud.configuration import Configuration
 from sim.cloud.hub_records import ConfigurationEntry, DeviceRecord, clean_tags, utc_now
 from sim.cloud.identity import Identity
 from sim.cloud.twin import InProcessTwin
 
-if TYPE_CHECKING:
-    from sim.cloud.hub import Hub
+
+class Registry(Protocol):
+    """What is kept of a :class:`sim.cloud.hub.Hub`: its devices with their twins and
+    identities, its configurations, and the counters that order them."""
+
+    _created: int
+    _generations: int
+    evaluations: int
+    _devices: dict[str, DeviceRecord]
+    _configs: dict[str, ConfigurationEntry]
 
 
-def dump(hub: Hub) -> dict[str, Any]:
+R = TypeVar("R", bound=Registry)
+
+
+def dump(hub: Registry) -> dict[str, Any]:
     """Everything a restart must keep (:meth:`Hub.to_state`)."""
     return {
         "created": hub._created,
@@ -37,7 +48,7 @@ def dump(hub: Hub) -> dict[str, Any]:
     }
 
 
-def load(hub: Hub, state: Mapping[str, Any]) -> Hub:
+def load(hub: R, state: Mapping[str, Any]) -> R:
     """Fill the new, empty ``hub`` from ``state`` (:meth:`Hub.from_state`)."""
     hub._created = int(state.get("created", 0))
     hub._generations = int(state.get("generations", 0))

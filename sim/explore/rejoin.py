@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.engine import Agent
 from agent.errors import PowerLoss
@@ -41,7 +41,32 @@ from sim.explore.result import ScenarioResult
 from sim.ports.memory import MemoryFlash
 
 if TYPE_CHECKING:
-    from sim.explore.runner import Run
+    from sim.chip.w25q128 import W25Q128
+    from sim.device import SimDevice
+    from sim.explore.scenario import Scenario
+    from sim.explore.wire import Wire
+    from sim.mcu import SimMcuTarget
+
+
+class Run(Protocol):
+    """What the shortcut reads and records of a :class:`sim.explore.runner.Run`."""
+
+    s: Scenario
+    chip: W25Q128
+    device: SimDevice
+    target: SimMcuTarget
+    twin: Any
+    wire: Wire
+    memory: MemoryFlash | None
+    boot_marks: list[int]
+    boots_before: int
+    cuts_before: int
+    t0: float
+    checkpoints: list[Checkpoint] | None
+    rejoin: RejoinPlan | None
+
+    def op_count(self) -> int: ...
+
 
 #: Directories walked for the file system's content (the agent's and the field state's).
 WALKED = ("/",)

@@ -11,7 +11,7 @@ before the chip sees the bytes, so BUSY and cuts are judged at the end of the tr
 With ``log=True`` every /CS-framed transaction is recorded as a :class:`SpiTransaction`,
 with up to ``log_bytes`` bytes each way as they were on the wire (MOSI including the 0xFF
 a half-duplex read clocks out, MISO including what the chip drove while the command went
-in); :mod:`sim.spi_trace` writes such a log as a VCD that sigrok and PulseView decode.
+in); :mod:`sim.ports.trace` writes such a log as a VCD that sigrok and PulseView decode.
 """
 
 from dataclasses import dataclass

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from agent.rig import RigError  # a rig file's errors name its [section] key
+
 
 class CliError(Exception):
     """Bad input, described in one line that names it."""
@@ -33,8 +35,6 @@ def _adapter_error(exc: BaseException) -> str | None:
 
 def run_cli(entry: Callable[[list[str]], int], argv: Sequence[str], *, prog: str = "") -> int:
     """``entry(argv)``, with a person's mistakes as one line on stderr and status 2."""
-    from hil.rig import RigError  # a rig file's errors name its [section] key
-
     prog = prog or getattr(entry, "__module__", "command").rsplit(".", 1)[-1]
     try:
         return entry(list(argv))

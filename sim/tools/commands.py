@@ -9,6 +9,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from sim.tools.cli import run_cli  # a person's mistakes as one line, status 2
+
 
 @dataclass(frozen=True)
 class Command:
@@ -49,7 +51,6 @@ def dispatch(synopsis: str, commands: Mapping[str, Command], argv: Sequence[str]
         return 2
     command = commands[name]
     module = importlib.import_module(command.module)
-    from sim.tools.cli import run_cli  # a person's mistakes as one line, status 2
 
     program = synopsis.removeprefix("usage: ").split(" COMMAND", 1)[0]
     return int(run_cli(getattr(module, command.entry), rest, prog=f"{program} {name}"))

@@ -5,7 +5,7 @@ invariant: every field of :class:`sim.explore.scenario.Scenario` spelled out. An
 (a fault plan, a rig, a hand-written fragment) is refused with one line naming what is
 missing, rather than replayed as a default scenario that "holds". The replay prints the
 flash trace around each cut and the verdict; ``--trace`` also writes the SPI transactions
-around the cuts (or all of them) as a VCD for sigrok or PulseView (:mod:`sim.spi_trace`).
+around the cuts (or all of them) as a VCD for sigrok or PulseView (:mod:`sim.ports.trace`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sim.explore.mutants import MUTANTS
 from sim.explore.runner import run_scenario
 from sim.explore.scenario import Scenario
 from sim.ports.model import SpiTransaction
-from sim.spi_trace import write_vcd
+from sim.ports.trace import write_vcd
 from sim.tools.cli import CliError, fail, run_cli
 
 AROUND = 200  # transactions kept before each cut in a trace (and after it, into the reboot)

@@ -1,7 +1,7 @@
 """SPI traces decoded by a real logic-analyzer tool: sigrok-cli's spi and spiflash decoders.
 
 A page program and a read through the project's NOR driver, logged by the simulated port
-(with the chip's real MISO) and by :class:`sim.spi_trace.TracePort` in front of pyftdi on
+(with the chip's real MISO) and by :class:`sim.ports.trace.TracePort` in front of pyftdi on
 the virtual FT232H, are written as VCD and decoded by ``sigrok-cli -P spi,spiflash``
 (Debian package sigrok-cli; ./bootstrap installs it). The decoded commands, addresses and
 data must be what the driver sent and the chip answered (W25Q128JV datasheet 8.2.6 Read
@@ -19,7 +19,7 @@ import pytest
 
 from agent.flash import SpiFlash
 from sim.ports.model import SimSpiPort
-from sim.spi_trace import TracePort, write_vcd
+from sim.ports.trace import TracePort, write_vcd
 
 pytestmark = pytest.mark.sim
 
@@ -95,7 +95,7 @@ def test_sigrok_decodes_the_virtual_ft232h_traffic(tmp_path):
     """The bench path: pyftdi's own SpiPort on the virtual FT232H, traced in front."""
     from hil.port import open_bench
     from hil.rig import Rig
-    from sim.packaged import rig_path
+    from sim.harness.packaged import rig_path
 
     with open_bench(Rig.load(rig_path("virtual"))) as bench:
         port = TracePort(bench.port, bench.clock)

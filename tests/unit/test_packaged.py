@@ -6,7 +6,7 @@ import pytest
 
 from hil.rig import Rig
 from sim.cloud.faults.plan import FaultPlan
-from sim.packaged import fault_plan_path, names, rig_path
+from sim.harness.packaged import fault_plan_path, names, rig_path
 
 pytestmark = pytest.mark.sim
 

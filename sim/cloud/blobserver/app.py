@@ -23,7 +23,7 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -32,7 +32,7 @@ from agent.redact import redact
 from sim.cloud.blobserver.conditions import check_conditions
 from sim.cloud.blobserver.containers import ContainerOperations
 from sim.cloud.blobserver.errors import BlobError, error_body
-from sim.cloud.blobserver.events import Event
+from sim.cloud.blobserver.events import Event, ServedRequest
 from sim.cloud.blobserver.ranges import requested_range
 from sim.cloud.blobserver.reads import BlobReads
 from sim.cloud.blobserver.sas import (
@@ -45,7 +45,7 @@ from sim.cloud.blobserver.sas import (
     check_shared_key,
     single_sas_params,
 )
-from sim.cloud.blobserver.shaping import Progress, client_gone, close_connection, reset_connection
+from sim.cloud.blobserver.shaping import client_gone, close_connection, reset_connection
 from sim.cloud.blobserver.store import BlobStore, StoredBlob, check_blob_name, check_container_name
 from sim.cloud.blobserver.writes import BlobWrites, BodyTimedOut
 from sim.cloud.faults.chance import rng_for
@@ -83,15 +83,6 @@ def parse_target(path: str) -> Target:
     container = parts[2] if len(parts) > 2 and parts[2] else None
     blob = parts[3] if len(parts) > 3 and parts[3] else None
     return Target(account=account, container=container, blob=blob)
-
-
-@dataclass
-class _Record:
-    number: int = 0
-    range: str | None = None
-    status: int | None = None
-    faults: list[str] = field(default_factory=list)
-    progress: Progress = field(default_factory=Progress)
 
 
 class BlobService(ContainerOperations, BlobReads, BlobWrites):
@@ -167,7 +158,7 @@ class BlobService(ContainerOperations, BlobReads, BlobWrites):
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self._count += 1
         number = self._count
-        record = _Record(
+        record = ServedRequest(
             number=number, range=request.headers.get("x-ms-range") or request.headers.get("Range")
         )
         target = parse_target(request.path)
@@ -189,7 +180,7 @@ class BlobService(ContainerOperations, BlobReads, BlobWrites):
                 log.debug("%s %s", redact(request.raw_path), event)
 
     async def _handle(
-        self, request: web.Request, number: int, target: Target, record: _Record
+        self, request: web.Request, number: int, target: Target, record: ServedRequest
     ) -> web.StreamResponse:
         request_id = str(uuid.UUID(int=rng_for(self.seed, "request-id", number).getrandbits(128)))
         blob = self._peek(target)
@@ -307,7 +298,7 @@ class BlobService(ContainerOperations, BlobReads, BlobWrites):
         request: web.Request,
         target: Target,
         exchange: Exchange,
-        record: _Record,
+        record: ServedRequest,
         request_id: str,
     ) -> web.StreamResponse:
         if target.account != self.account:

@@ -12,17 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from sim.cloud.blobserver.errors import BlobError
+from sim.cloud.blobserver.events import ServedRequest
 from sim.cloud.blobserver.listing import list_blobs_xml
 from sim.cloud.blobserver.sas import LIST, READ, Operation
 from sim.cloud.blobserver.store import BlobStore
-
-if TYPE_CHECKING:
-    from sim.cloud.blobserver.app import _Record
 
 
 class ContainerOperations:
@@ -33,7 +30,7 @@ class ContainerOperations:
     _authorize: Callable[[web.Request, Operation], None]
 
     async def _container_op(
-        self, request: web.Request, container: str, common: dict[str, str], record: _Record
+        self, request: web.Request, container: str, common: dict[str, str], record: ServedRequest
     ) -> web.StreamResponse:
         query = request.query
         if query.get("restype") != "container":

@@ -1,7 +1,21 @@
-"""The event log: one record per request the server answered (or broke)."""
+"""The event log: one record per request the server answered (or broke), and the record
+kept while a request is served that becomes it."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from sim.cloud.blobserver.shaping import Progress
+
+
+@dataclass
+class ServedRequest:
+    """A request in service: its number, what it asked, what it got so far."""
+
+    number: int = 0
+    range: str | None = None
+    status: int | None = None
+    faults: list[str] = field(default_factory=list)
+    progress: Progress = field(default_factory=Progress)
 
 
 @dataclass(frozen=True)

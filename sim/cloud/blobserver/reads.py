@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from sim.cloud.blobserver.errors import BlobError
+from sim.cloud.blobserver.events import ServedRequest
 from sim.cloud.blobserver.ranges import requested_range
 from sim.cloud.blobserver.shaping import FLUSH_POLL_S, send_body
 from sim.cloud.blobserver.store import BlobChanged, BlobView, StoredBlob
@@ -27,7 +28,6 @@ from sim.cloud.faults.chance import rng_for
 from sim.cloud.faults.exchange import Exchange
 
 if TYPE_CHECKING:
-    from sim.cloud.blobserver.app import _Record
     from sim.loopback import VirtualNetwork
 
 MD5_RANGE_LIMIT = 4 * 1024 * 1024  # 4 MiB, Get Blob: x-ms-range-get-content-md5
@@ -56,7 +56,7 @@ class BlobReads:
         return headers
 
     async def _properties(
-        self, request: web.Request, blob: StoredBlob, common: dict[str, str], record: _Record
+        self, request: web.Request, blob: StoredBlob, common: dict[str, str], record: ServedRequest
     ) -> web.StreamResponse:
         headers = {
             **common,
@@ -78,7 +78,7 @@ class BlobReads:
         blob: StoredBlob,
         common: dict[str, str],
         exchange: Exchange,
-        record: _Record,
+        record: ServedRequest,
     ) -> web.StreamResponse:
         length = blob.size
         asked = None if exchange.ignore_range else requested_range(request.headers)
@@ -123,7 +123,7 @@ class BlobReads:
         want_md5: bool,
         common: dict[str, str],
         exchange: Exchange,
-        record: _Record,
+        record: ServedRequest,
     ) -> web.StreamResponse:
         size = last - first + 1
         headers = {**common, **self._blob_headers(blob)}

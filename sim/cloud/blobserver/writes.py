@@ -18,19 +18,16 @@ import binascii
 import hashlib
 from collections.abc import AsyncIterator, Mapping
 from email.utils import format_datetime
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from sim.cloud.blobserver.conditions import check_conditions
 from sim.cloud.blobserver.directory_store import DirectoryStore
 from sim.cloud.blobserver.errors import MESSAGES, BlobError
+from sim.cloud.blobserver.events import ServedRequest
 from sim.cloud.blobserver.listing import parse_block_list
 from sim.cloud.blobserver.shaping import close_connection
 from sim.cloud.blobserver.store import BlobStore, BlobWriter, StoredBlob
-
-if TYPE_CHECKING:
-    from sim.cloud.blobserver.app import _Record
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # what the memory store holds of one blob
 MAX_BLOCK_ID_BYTES = 64  # Put Block: blockid decodes to at most 64 bytes
@@ -61,7 +58,7 @@ class BlobWrites:
         name: str,
         existing: StoredBlob | None,
         common: dict[str, str],
-        record: _Record,
+        record: ServedRequest,
     ) -> web.StreamResponse:
         query = request.query
         comp = query.get("comp")
@@ -158,7 +155,7 @@ class BlobWrites:
         return length
 
     async def _chunks(
-        self, request: web.Request, length: int, record: _Record
+        self, request: web.Request, length: int, record: ServedRequest
     ) -> AsyncIterator[bytes]:
         """The body as it arrives; a body idle ``body_timeout_s`` drops the connection."""
         received = 0
@@ -176,14 +173,14 @@ class BlobWrites:
         if received != length:
             raise BlobError(400, "InvalidInput")
 
-    async def _read_body(self, request: web.Request, length: int, record: _Record) -> bytes:
+    async def _read_body(self, request: web.Request, length: int, record: ServedRequest) -> bytes:
         body = bytearray()
         async for chunk in self._chunks(request, length, record):
             body += chunk
         return bytes(body)
 
     async def _stream_body(
-        self, request: web.Request, length: int, writer: BlobWriter, record: _Record
+        self, request: web.Request, length: int, writer: BlobWriter, record: ServedRequest
     ) -> None:
         try:
             async for chunk in self._chunks(request, length, record):

@@ -1,7 +1,7 @@
 """The pytest plugin's simulator fixtures (registered by :mod:`hil.pytest_plugin`).
 
 Every fixture here works from a plain test as well as from an ``async`` one: the blob
-server serves on a thread of its own (:mod:`sim.background`), so a test may drive a
+server serves on a thread of its own (:mod:`sim.harness.background`), so a test may drive a
 device with ``asyncio.run`` or under pytest-asyncio alike. Heavy imports happen inside
 the fixtures, so loading the plugin costs a project that never uses them nothing.
 
@@ -56,8 +56,8 @@ def blob_server() -> Iterator[BlobServer]:
     ``events`` (one per request, SAS signatures redacted), and the HTTP control API at
     ``control_url``. It serves on a thread of its own, so plain and async tests share it.
     """
-    from sim.background import Background
     from sim.cloud.blobserver import BlobServer
+    from sim.harness.background import Background
 
     with Background(lambda: BlobServer(seed=0)) as server:
         yield server
