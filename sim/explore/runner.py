@@ -31,12 +31,10 @@ from agent.errors import PowerLoss
 from agent.protocol import AgentFactory, Board, OtaAgent
 from agent.staging import CURRENT_PATH
 from agent.storage import Storage, StorageError
-from agent.twin import merge_patch
 from sim.chip.w25q128 import W25Q128, ChipSnapshot
 from sim.clock import VirtualClock
 from sim.cloud.blobserver import BlobServer
 from sim.cloud.faults.plan import FaultPlan
-from sim.cloud.twin import InProcessTwin
 from sim.device import SIM_SPI_HZ, SimDevice, reported_status
 from sim.explore.channel import break_channel
 from sim.explore.flash_faults import rot_image_bits, stick_bits
@@ -49,6 +47,7 @@ from sim.explore.rejoin import (
 )
 from sim.explore.result import FsCheck, ScenarioResult
 from sim.explore.scenario import BASE_VERSION, Cut, Scenario, sha256_hex
+from sim.explore.scenario_twin import ScenarioTwin
 from sim.explore.stage import (
     CONTAINER,
     SETTINGS,
@@ -133,22 +132,6 @@ async def run_scenario(
     return await asyncio.wait_for(run.play(), WALL_LIMIT_S)
 
 
-class ScenarioTwin(InProcessTwin):
-    """The in-process twin of a run, seeded with the reports made before its start."""
-
-    def __init__(self, reports: list[dict[str, Any]] | None = None) -> None:
-        super().__init__()
-        self.reported_log = [dict(patch) for patch in reports or ()]
-        for patch in self.reported_log:
-            self.reported = merge_patch(self.reported, patch)
-        self.on_report: Callable[[dict[str, Any]], None] | None = None
-
-    async def report(self, patch: dict[str, Any]) -> None:
-        await super().report(patch)
-        if self.on_report is not None:
-            self.on_report(patch)
-
-
 class Run:
     """One scenario on one device, phase by phase (see the module doc)."""
 
@@ -175,6 +158,7 @@ class Run:
         self.marks: PowerMarks | None = None
         self.newer_published = False
         self.fixed_at: int | None = None  # report count when a malformed instruction was fixed
+        self.fixed_for: dict[str, Any] = {}  # the ``invalid`` report that prompted the fix
         self.rot_landed = 0
         self.boot_marks: list[int] = list(start.boot_marks) if start else []
         self.boots_before = start.boots if start else 0
@@ -334,6 +318,7 @@ class Run:
             return
         self.twin.on_report = None
         self.fixed_at = len(self.twin.reported_log)
+        self.fixed_for = dict(patch)
         self._publish(self.s.version + 1 if self.newer_published else self.s.version)
 
     def _publish_newer(self) -> None:
@@ -369,11 +354,15 @@ class Run:
     def _after_fix(self) -> Callable[[Any], bool]:
         """A malformed instruction mid-job: settled only by a report after the operator
         published the valid one again (on the agent's ``invalid``, which comes once the
-        job in hand ends, or at once after a reboot)."""
+        job in hand ends, or at once after a reboot). The ``invalid`` sent again word for
+        word (its acknowledgement was lost on a broken channel) is not such a report."""
         done = settled(self.s.final_version)
 
         def check(reported: dict[str, Any]) -> bool:
-            return self.fixed_at is not None and done(reported)
+            if self.fixed_at is None:
+                return False
+            later = self.twin.reported_log[self.fixed_at :]
+            return any(p != self.fixed_for for p in later) and done(reported)
 
         return check
 
