@@ -20,7 +20,6 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
-import hashlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -436,7 +435,7 @@ class Run:
             final_reported=reported_status(self.twin.reported),
             installs=list(target.installs),
             target_version=target.current_version(),
-            target_sha256=hashlib.sha256(bytes(target.image)).hexdigest().upper(),
+            target_sha256=target.image_sha256().upper(),
             requests=self.wire.records(),
             faulted_requests=sum(1 for e in events if e.faults),
             fs=self.check_fs(),
