@@ -304,6 +304,7 @@ class Explorer:
             boot_marks=list(op.boot_marks),
             requests=list(op.requests),
             fast=second is None,
+            record_before=any(c.present for c in clean.result.record_checks[:1]),
         )
         plan = None
         if start.fast and not self.runs_full(index, fraction, second):

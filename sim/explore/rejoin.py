@@ -35,7 +35,7 @@ from agent.twin import merge_patch
 from agent.w25q128jv import SECTOR
 from sim.device import reported_status
 from sim.explore.fs_state import FlashState, flash_state
-from sim.explore.result import ScenarioResult
+from sim.explore.result import RecordCheck, ScenarioResult
 
 if TYPE_CHECKING:
     from sim.chip.w25q128 import W25Q128
@@ -57,6 +57,8 @@ class Run(Protocol):
     wire: Wire
     memory: MemoryFlash | None
     boot_marks: list[int]
+    record_checks: list[RecordCheck]
+    record_before: bool
     boots_before: int
     cuts_before: int
     t0: float
@@ -213,6 +215,13 @@ def splice(run: Run, cp: Checkpoint, clean: ScenarioResult) -> ScenarioResult:
         rot_landed=clean.rot_landed,
         crash=clean.crash,
         rejoined_at=cp.ops,
+        record_checks=list(run.record_checks)
+        + [
+            dataclasses.replace(c, boot=c.boot - cp.boots + boot)
+            for c in clean.record_checks
+            if c.boot > cp.boots
+        ],
+        record_before=run.record_before,
     )
 
 

@@ -37,6 +37,7 @@ from sim.cloud.faults.plan import FaultPlan
 from sim.device import SIM_SPI_HZ, SimDevice, reported_status
 from sim.explore.channel import break_channel
 from sim.explore.flash_faults import rot_image_bits, stick_bits
+from sim.explore.records import look
 from sim.explore.rejoin import (
     Checkpoint,
     Rejoined,
@@ -44,7 +45,7 @@ from sim.explore.rejoin import (
     splice,
     watch_records,
 )
-from sim.explore.result import FsCheck, ScenarioResult
+from sim.explore.result import FsCheck, RecordCheck, ScenarioResult
 from sim.explore.scenario import BASE_VERSION, Cut, Scenario, sha256_hex
 from sim.explore.scenario_twin import ScenarioTwin
 from sim.explore.stage import (
@@ -87,6 +88,7 @@ class StartState:
     boots: int = 1
     cuts_fired: int = 1
     fast: bool = True  # continue on :class:`sim.ports.memory.MemoryFlash` (no further cuts)
+    record_before: bool = False  # a progress record was on flash before the cut
 
 
 async def run_scenario(
@@ -163,6 +165,9 @@ class Run:
         self.boots_before = start.boots if start else 0
         self.cuts_before = start.cuts_fired if start else 0
         self.first_event = 0
+        self.record_checks: list[RecordCheck] = []
+        self.record_before = start.record_before if start else False
+        self._looked_at_cuts = -1
         self.sas = ""
         self.t0 = 0.0
         # the re-join shortcut (sim/explore/rejoin.py): a cut run's plan, a clean run's log
@@ -366,10 +371,16 @@ class Run:
         return check
 
     def _on_boot(self, device: SimDevice) -> None:
-        """A boot began: note where its reports start and arm the cuts aimed at it."""
+        """A boot began: note where its reports start, look at the progress record (the
+        run's first boot, and every boot after a cut), arm the cuts aimed at it."""
         boot = self.boots_before + device.boots
         self.wire.boot = boot
         self.boot_marks.append(len(self.twin.reported_log))
+        cuts = self.cuts_before + device.cuts
+        if device.boots == 1 or cuts > self._looked_at_cuts:
+            self._looked_at_cuts = cuts
+            memory = self.memory.memory if self.memory is not None else self.chip.array
+            self.record_checks.append(look(boot, array=memory, geometry=device.config.geometry))
         for cut in self.s.cuts:
             if cut.anchor == "boot" and cut.boot == boot and (self.start is None or boot > 1):
                 self._arm(cut)
@@ -443,6 +454,8 @@ class Run:
             rot_landed=self.rot_landed,
             crash=crash,
             trace=trace_lines(self.marks) if self.marks is not None else [],
+            record_checks=list(self.record_checks),
+            record_before=self.record_before,
         )
 
     def check_fs(self) -> FsCheck:
