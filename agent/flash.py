@@ -26,6 +26,7 @@ SFDP_SIGNATURE = b"SFDP"  # JESD216 6.2.1
 _RDSR1, _WREN = bytes([Op.READ_STATUS1]), bytes([Op.WRITE_ENABLE])
 _BUSY, _WEL = int(SR1.BUSY), int(SR1.WEL)  # plain ints: tested on every status poll
 _READ_DATA, _FAST_READ = int(Op.READ_DATA), int(Op.FAST_READ)  # plain ints: every read
+_PAGE_PROGRAM = int(Op.PAGE_PROGRAM)  # plain int: every page
 
 
 def _power_of_two(value: int) -> bool:
@@ -248,15 +249,14 @@ class SpiFlash:
         data = bytes(data)
         self._check_range("program", address, len(data))
         page = self.page_size
+        exchange, write_enable, finish = self._exchange, self._write_enable, self._finish
         pos = 0
         while pos < len(data):
             at = address + pos
             n = min(page - at % page, len(data) - pos)
-            self._write_enable("page program", at)
-            self._port.exchange(
-                bytes([Op.PAGE_PROGRAM]) + at.to_bytes(3, "big") + data[pos : pos + n]
-            )
-            self._finish("page program", at, "tPP")
+            write_enable("page program", at)
+            exchange((_PAGE_PROGRAM << 24 | at).to_bytes(4, "big") + data[pos : pos + n])
+            finish("page program", at, "tPP")
             pos += n
         if self._verify and data:
             self._check_readback("program", address, data)
@@ -331,8 +331,9 @@ class SpiFlash:
         interval = self._poll_interval_s or timeout_s / (64 * self._margin)
         wait = min(first_wait_s, timeout_s) or interval
         start = clock.monotonic()
+        exchange = self._exchange
         while True:
-            status = self._port.exchange(_RDSR1, 1)[0]
+            status = exchange(_RDSR1, 1)[0]
             if not status & _BUSY:
                 return status
             elapsed = clock.monotonic() - start
@@ -359,8 +360,9 @@ class SpiFlash:
             raise ProtectedError(f"{what} was ignored by the chip (WEL still 1 after it); {detail}")
 
     def _write_enable(self, op: str, address: int | None) -> None:
-        self._port.exchange(_WREN)
-        status = self._port.exchange(_RDSR1, 1)[0]
+        exchange = self._exchange
+        exchange(_WREN)
+        status = exchange(_RDSR1, 1)[0]
         if not status & _WEL:
             raise ProtectedError(
                 f"write enable (06h) did not latch before {_what(op, address)}; "

@@ -62,6 +62,7 @@ class SimMcuTarget:
         self.on_cut: Callable[[], None] | None = None
         self.installs: list[InstallRecord] = []
         self.install_attempts = 0
+        self._sha256: str | None = None  # of ``image``, until set_state or install changes it
 
     def current_version(self) -> int:
         return self._version
@@ -78,10 +79,19 @@ class SimMcuTarget:
             )
         self.image = bytearray(image)
         self._version = version
+        self._sha256 = None
+
+    def image_sha256(self) -> str:
+        """SHA-256 (lower-case hex) of the image the MCU holds; computed once per image
+        (only :meth:`set_state` and :meth:`install` change it)."""
+        if self._sha256 is None:
+            self._sha256 = hashlib.sha256(self.image).hexdigest()
+        return self._sha256
 
     def install(self, reader: BinaryIO, size: int, version: int) -> None:
         """Program ``size`` bytes from ``reader``; the version changes only at the end."""
         self.install_attempts += 1
+        self._sha256 = None
         if size > self.capacity:
             raise McuInstallError(f"image of {size} bytes exceeds the MCU's {self.capacity} bytes")
         if self.fail_next_install is not None:

@@ -38,6 +38,7 @@ class _FlashBlockDevice(littlefs.UserContext):
 
     def __init__(self, flash: Flash, geometry: Geometry) -> None:
         self._flash = flash
+        self._read = flash.read  # bound once: littlefs calls read thousands of times a mount
         self._base = geometry.offset
         self._block_size = geometry.block_size
         self.lost: PowerLoss | None = None
@@ -56,7 +57,7 @@ class _FlashBlockDevice(littlefs.UserContext):
             return b"\xff" * size
         self.reads += 1
         try:
-            return self._flash.read(self._base + block * self._block_size + off, size)
+            return self._read(self._base + block * self._block_size + off, size)
         except Exception as exc:
             self._fail(f"read of block {block} offset {off} ({size} bytes)", exc)
             return b"\xff" * size

@@ -27,6 +27,7 @@ from typing import Any
 from sim.cloud.faulty_twin import FaultyTwin
 from sim.cloud.twin_faults import KINDS, TwinFault
 from sim.explore.scenario import ChannelFault
+from sim.explore.scenario_twin import ScenarioTwin
 
 IDLE_POLL_S = 0.001  # how often the device is looked at (detection only, never a verdict)
 
@@ -43,8 +44,10 @@ def break_channel(run: Any) -> None:
     run.device.twin = twin
 
 
-class ChannelTwin(FaultyTwin):
-    """The twin of a run whose scenario breaks its channel (see the module doc)."""
+class ChannelTwin(FaultyTwin, ScenarioTwin):
+    """The twin of a run whose scenario breaks its channel (see the module doc): the
+    fault vocabulary in front of the run's twin, so the run still hears of every report
+    that reaches the hub (``on_report``), whatever the channel does to it afterwards."""
 
     def __init__(self, run: Any) -> None:
         super().__init__(clock=run.chip.clock)

@@ -9,8 +9,9 @@ program or partial erase, which neither of those tools can reach), boots a new a
 runs to the end and checks every invariant (:mod:`sim.explore.invariants`).
 
 Speed: a cut run never replays the prefix. The clean run snapshots the chip before
-every operation (copy-on-write per sector, :meth:`sim.chip.w25q128.W25Q128.snapshot`)
-together with the MCU's state, the reports and the requests so far; a cut run
+every operation (copy-on-write per sector, :meth:`sim.chip.w25q128.W25Q128.snapshot`,
+kept as what each operation changed: :mod:`sim.explore.snapshots`) together with the
+MCU's state, the reports and the requests so far; a cut run
 restores the snapshot before operation *i*, replays that one command with a cut
 scheduled inside it, and continues from there. A single-cut continuation runs on
 :class:`sim.ports.memory.MemoryFlash` (the same bytes, no SPI model: nothing can cut it
@@ -21,6 +22,7 @@ Findings carry a :class:`sim.explore.scenario.Scenario` that replays from zero.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +38,7 @@ from sim.explore.rejoin import Checkpoint, RejoinPlan
 from sim.explore.result import ScenarioResult
 from sim.explore.runner import StartState, run_scenario
 from sim.explore.scenario import Cut, Scenario
+from sim.explore.snapshots import SnapshotLog
 from sim.explore.stage import Stage
 from sim.mcu import InstallRecord
 from sim.ports.aimed_cut import KINDS
@@ -47,13 +50,12 @@ DEFAULT_FULL_SAMPLE = 0.05  # cut runs that run to the end even where they re-jo
 SETTLE_S = 10.0  # longer than any single operation's datasheet maximum but chip erase
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OpPoint:
     """The state just before one state-changing operation of the clean run."""
 
     index: int  # 1-based
     command: bytes  # the whole command as sent (opcode, address, data)
-    snapshot: ChipSnapshot
     target_image: bytes
     target_version: int
     installs: tuple[InstallRecord, ...]
@@ -78,6 +80,11 @@ class CleanRun:
     result: ScenarioResult
     reports: list[dict[str, Any]]
     checkpoints: tuple[Checkpoint, ...] = ()
+    snapshots: SnapshotLog = field(default_factory=SnapshotLog)
+
+    def snapshot(self, index: int) -> ChipSnapshot:
+        """The chip just before operation ``index`` (1-based)."""
+        return self.snapshots.snapshot(index - 1)
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,19 @@ class Exploration:
         return self.runs / self.wall_s if self.wall_s > 0 else 0.0
 
 
+class _LastTuple:
+    """A list as a tuple, the same tuple as last time while its items are unchanged (a
+    clean run notes one per operation: tens of thousands)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[Any, ...] = ()
+
+    def __call__(self, items: list[Any]) -> tuple[Any, ...]:
+        if len(self._last) != len(items) or list(self._last) != items:
+            self._last = tuple(items)
+        return self._last
+
+
 class _Recorder(PortWrapper):
     """A port in front of the chip's that snapshots before each state-changing command."""
 
@@ -114,7 +134,10 @@ class _Recorder(PortWrapper):
         super().__init__(port)
         self._run, self._chip = run, chip
         self.ops: list[OpPoint] = []
+        self.snapshots = SnapshotLog()
         self._target_cache: tuple[tuple[int, int], bytes] | None = None
+        self._requests: tuple[dict[str, Any], ...] = ()
+        self._installs, self._marks = _LastTuple(), _LastTuple()
 
     def exchange(
         self,
@@ -134,19 +157,29 @@ class _Recorder(PortWrapper):
         key = (target.current_version(), len(target.installs))
         if self._target_cache is None or self._target_cache[0] != key:
             self._target_cache = (key, bytes(target.image))
+        self.snapshots.append(self._chip.snapshot())
         self.ops.append(
             OpPoint(
                 index=len(self.ops) + 1,
                 command=command,
-                snapshot=self._chip.snapshot(),
                 target_image=self._target_cache[1],
                 target_version=target.current_version(),
-                installs=tuple(target.installs),
+                installs=self._installs(target.installs),
                 reports=len(run.twin.reported_log),
-                boot_marks=tuple(run.boot_marks),
-                requests=tuple(dict(r) for r in run.wire.requests),
+                boot_marks=self._marks(run.boot_marks),
+                requests=self._requests_now(run.wire.requests),
             )
         )
+
+    def _requests_now(self, requests: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+        """Copies of the request log, sharing those unchanged since the last operation."""
+        before = self._requests
+        now = tuple(
+            before[i] if i < len(before) and before[i] == r else dict(r)
+            for i, r in enumerate(requests)
+        )
+        self._requests = now
+        return now
 
 
 async def record_clean(
@@ -170,7 +203,8 @@ async def record_clean(
         clean, agent_factory=agent_factory, stage=stage, chip=chip, wrap_port=wrap
     )
     reports = [{"extFwInfo": r} for r in result.reports]
-    return CleanRun(holder["r"].ops, result, reports, tuple(checkpoints))
+    recorder = holder["r"]
+    return CleanRun(recorder.ops, result, reports, tuple(checkpoints), recorder.snapshots)
 
 
 def cut_points(schedule: str, n_ops: int, *, stride: int = 1) -> list[int]:
@@ -248,8 +282,9 @@ class Explorer:
         the next boot, run to the end; returns the replayable scenario and the record."""
         clean = await self.prepare()
         op = clean.ops[index - 1]
+        snapshot = clean.snapshot(index)
         chip = self.chip
-        chip.restore(op.snapshot)
+        chip.restore(snapshot)
         chip.exchange(_WREN)
         chip.schedule_cut(after_ops=1, fraction=fraction)
         chip.exchange(op.command)
@@ -261,7 +296,7 @@ class Explorer:
             cuts.append(Cut(after_ops=second, boot=2))
         scenario = dataclasses.replace(self.scenario, cuts=tuple(cuts))
         start = StartState(
-            snapshot=op.snapshot,
+            snapshot=snapshot,
             target_image=op.target_image,
             target_version=op.target_version,
             installs=op.installs,
@@ -269,6 +304,7 @@ class Explorer:
             boot_marks=list(op.boot_marks),
             requests=list(op.requests),
             fast=second is None,
+            record_before=any(c.present for c in clean.result.record_checks[:1]),
         )
         plan = None
         if start.fast and not self.runs_full(index, fraction, second):
@@ -281,6 +317,10 @@ class Explorer:
             chip=chip,
             rejoin=plan,
         )
+        # a run leaves reference cycles (device, agent, twin and port closures) holding its
+        # flash and buffers; the young generations are cheap to collect, and a sweep's
+        # memory then stays flat instead of waiting for the next full collection
+        gc.collect(1)
         return scenario, result
 
     def runs_full(self, index: int, fraction: float, second: int | None) -> bool:

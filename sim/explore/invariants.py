@@ -1,4 +1,4 @@
-"""The seven invariants of a crash-safe OTA, as functions over a finished scenario.
+"""The eight invariants of a crash-safe OTA, as functions over a finished scenario.
 
 Written once and used by every explorer and by the hypothesis tests (issue 5).
 Each function takes a :class:`sim.explore.result.ScenarioResult` and returns the
@@ -20,7 +20,11 @@ violations it finds (empty when the invariant holds); :func:`check_all` runs the
 7. converged reporting: after the run settles, what the hub holds as reported agrees with
    what the device really has, whatever the twin channel lost or repeated on the way
    (issue 10: the operator is never left believing something false, e.g. ``downloading``
-   after an ``applied``, or a stale ``Version``).
+   after an ``applied``, or a stale ``Version``);
+8. readable record: at the run's first boot and at every boot after a cut the progress
+   record is readable (:func:`agent.staging.record_on_flash`, looked at without touching
+   the chip: :mod:`sim.explore.records`), and once a record has been on flash none is
+   missing later (a lost record would have the agent start over and hide it).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ FS_HEALTH = "fs-health"
 MONOTONIC = "monotonic-versions"
 HONEST = "honest-reporting"
 CONVERGED = "converged-reporting"
+RECORD = "readable-record"
 
 
 @dataclass(frozen=True)
@@ -244,6 +249,31 @@ def reported_converges(r: ScenarioResult) -> list[Violation]:
     return out
 
 
+def record_readable(r: ScenarioResult) -> list[Violation]:
+    """Every look at the progress record found it readable; none found it missing once a
+    record had been on flash (before the run, or at an earlier look)."""
+    out = []
+    seen = r.record_before
+    for check in r.record_checks:
+        if not check.readable:
+            out.append(
+                Violation(
+                    RECORD,
+                    f"at boot {check.boot} the progress record is unreadable: {check.problem}",
+                )
+            )
+        elif check.present:
+            seen = True
+        elif seen:
+            out.append(
+                Violation(
+                    RECORD,
+                    f"at boot {check.boot} the progress record is gone (one was on flash before)",
+                )
+            )
+    return out
+
+
 INVARIANTS: dict[str, Callable[[ScenarioResult], list[Violation]]] = {
     INTEGRITY: integrity,
     LIVENESS: liveness,
@@ -252,6 +282,7 @@ INVARIANTS: dict[str, Callable[[ScenarioResult], list[Violation]]] = {
     MONOTONIC: monotonic_versions,
     HONEST: honest_reporting,
     CONVERGED: reported_converges,
+    RECORD: record_readable,
 }
 
 

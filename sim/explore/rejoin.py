@@ -22,9 +22,7 @@ runs always runs to the end (``sim/explore/explorers.py``), and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import hashlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,13 +30,12 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.engine import Agent
-from agent.errors import PowerLoss
 from agent.record import Record
-from agent.storage import Storage, StorageError
 from agent.twin import merge_patch
+from agent.w25q128jv import SECTOR
 from sim.device import reported_status
-from sim.explore.result import ScenarioResult
-from sim.ports.memory import MemoryFlash
+from sim.explore.fs_state import FlashState, flash_state
+from sim.explore.result import RecordCheck, ScenarioResult
 
 if TYPE_CHECKING:
     from sim.chip.w25q128 import W25Q128
@@ -46,6 +43,7 @@ if TYPE_CHECKING:
     from sim.explore.scenario import Scenario
     from sim.explore.wire import Wire
     from sim.mcu import SimMcuTarget
+    from sim.ports.memory import MemoryFlash
 
 
 class Run(Protocol):
@@ -59,6 +57,8 @@ class Run(Protocol):
     wire: Wire
     memory: MemoryFlash | None
     boot_marks: list[int]
+    record_checks: list[RecordCheck]
+    record_before: bool
     boots_before: int
     cuts_before: int
     t0: float
@@ -66,17 +66,6 @@ class Run(Protocol):
     rejoin: RejoinPlan | None
 
     def op_count(self) -> int: ...
-
-
-#: Directories walked for the file system's content (the agent's and the field state's).
-WALKED = ("/",)
-
-
-@dataclass(frozen=True)
-class FlashState:
-    """The file system's logical content: (path, SHA-256 hex) of every file, sorted."""
-
-    files: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -118,36 +107,8 @@ class RejoinPlan:
         return [c for c in self.checkpoints if c.ops >= self.after_ops and c.record == record]
 
 
-def flash_state(sectors: tuple[bytes, ...]) -> FlashState | None:
-    """Mount a copy of ``sectors`` as a booting agent would (never formatting) and hash
-    every file; None when it does not mount (such a state re-joins nothing)."""
-    flash = MemoryFlash.from_sectors(sectors)
-    try:
-        storage = Storage.mount(flash, format_blank=False)
-    except (StorageError, PowerLoss):
-        return None
-    try:
-        files: list[tuple[str, str]] = []
-        todo = list(WALKED)
-        while todo:
-            folder = todo.pop()
-            for name in storage.listdir(folder):
-                path = folder.rstrip("/") + "/" + name
-                try:
-                    data = storage.read_file(path)
-                except (StorageError, IsADirectoryError):
-                    todo.append(path)
-                    continue
-                files.append((path, hashlib.sha256(data).hexdigest()))
-        return FlashState(tuple(sorted(files)))
-    except (StorageError, FileNotFoundError):
-        return None
-    finally:
-        with contextlib.suppress(Exception):
-            storage.unmount()
-
-
 Site = tuple[tuple[Any, int], ...]
+TAIL_SLACK = 4 * SECTOR  # beyond one checkpoint interval: the copied last block, odd chunks
 
 
 def call_site(frame: FrameType | None) -> Site:
@@ -165,16 +126,22 @@ _LOOP_FILES = frozenset((asyncio.events.__file__, asyncio.tasks.__file__))
 
 
 def target_state(run: Run) -> tuple[int, str, int]:
+    """The MCU's version, the SHA-256 of its image and its installs so far."""
     target = run.target
-    digest = hashlib.sha256(bytes(target.image)).hexdigest()
-    return (target.current_version(), digest, len(target.installs))
+    return (target.current_version(), target.image_sha256(), len(target.installs))
 
 
 def checkpoint(
     run: Run, record: Record, site: Site, ops: int, sectors: tuple[bytes, ...]
 ) -> Checkpoint | None:
-    """The clean run's state at a record save, or None if its flash does not mount."""
-    state = flash_state(sectors)
+    """The clean run's state at a record save, or None if its flash does not mount. Each
+    file's last checkpoint interval and a few blocks are kept: a cut run re-joining here
+    resumed at the checkpoint before, so it wrote again about that much
+    (:mod:`sim.explore.fs_state`); files unchanged since the checkpoint before share its
+    reading."""
+    before = run.checkpoints[-1].flash if run.checkpoints else None
+    keep = run.s.checkpoint_bytes + TAIL_SLACK
+    state = flash_state(sectors, like=before, keep_tail=keep)
     if state is None:
         return None
     return Checkpoint(
@@ -204,7 +171,7 @@ def check_rejoin(
     if not candidates:
         return
     target = target_state(run)
-    state = flash_state(sectors())
+    state = flash_state(sectors(), like=candidates[0].flash)
     for cp in candidates:
         if state is not None and state == cp.flash and target == cp.target:
             raise Rejoined(cp)
@@ -248,6 +215,13 @@ def splice(run: Run, cp: Checkpoint, clean: ScenarioResult) -> ScenarioResult:
         rot_landed=clean.rot_landed,
         crash=clean.crash,
         rejoined_at=cp.ops,
+        record_checks=list(run.record_checks)
+        + [
+            dataclasses.replace(c, boot=c.boot - cp.boots + boot)
+            for c in clean.record_checks
+            if c.boot > cp.boots
+        ],
+        record_before=run.record_before,
     )
 
 

@@ -39,6 +39,17 @@ class FsCheck:
     intact: dict[str, bool]
 
 
+@dataclass(frozen=True)
+class RecordCheck:
+    """The progress record as a boot found it (:mod:`sim.explore.records`): readable or
+    not (``problem`` says why), and whether there was one."""
+
+    boot: int
+    readable: bool
+    present: bool
+    problem: str | None = None
+
+
 @dataclass
 class ScenarioResult:
     """What happened: reports, installs, requests, cuts and the flash's final health."""
@@ -63,6 +74,8 @@ class ScenarioResult:
     crash: str | None = None
     trace: list[str] = field(default_factory=list)
     rejoined_at: int | None = None  # the clean run's op count where a cut run re-joined it
+    record_checks: list[RecordCheck] = field(default_factory=list)  # first boot, after cuts
+    record_before: bool = False  # a record was on flash before the run's first look
 
     def expected_outcome(self) -> str:
         """``applied`` (the final version) or ``invalid`` (a stale instruction last)."""

@@ -20,7 +20,6 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
-import hashlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,15 +30,14 @@ from agent.errors import PowerLoss
 from agent.protocol import AgentFactory, Board, OtaAgent
 from agent.staging import CURRENT_PATH
 from agent.storage import Storage, StorageError
-from agent.twin import merge_patch
 from sim.chip.w25q128 import W25Q128, ChipSnapshot
 from sim.clock import VirtualClock
 from sim.cloud.blobserver import BlobServer
 from sim.cloud.faults.plan import FaultPlan
-from sim.cloud.twin import InProcessTwin
 from sim.device import SIM_SPI_HZ, SimDevice, reported_status
 from sim.explore.channel import break_channel
 from sim.explore.flash_faults import rot_image_bits, stick_bits
+from sim.explore.records import look
 from sim.explore.rejoin import (
     Checkpoint,
     Rejoined,
@@ -47,8 +45,9 @@ from sim.explore.rejoin import (
     splice,
     watch_records,
 )
-from sim.explore.result import FsCheck, ScenarioResult
+from sim.explore.result import FsCheck, RecordCheck, ScenarioResult
 from sim.explore.scenario import BASE_VERSION, Cut, Scenario, sha256_hex
+from sim.explore.scenario_twin import ScenarioTwin
 from sim.explore.stage import (
     CONTAINER,
     SETTINGS,
@@ -89,6 +88,7 @@ class StartState:
     boots: int = 1
     cuts_fired: int = 1
     fast: bool = True  # continue on :class:`sim.ports.memory.MemoryFlash` (no further cuts)
+    record_before: bool = False  # a progress record was on flash before the cut
 
 
 async def run_scenario(
@@ -133,22 +133,6 @@ async def run_scenario(
     return await asyncio.wait_for(run.play(), WALL_LIMIT_S)
 
 
-class ScenarioTwin(InProcessTwin):
-    """The in-process twin of a run, seeded with the reports made before its start."""
-
-    def __init__(self, reports: list[dict[str, Any]] | None = None) -> None:
-        super().__init__()
-        self.reported_log = [dict(patch) for patch in reports or ()]
-        for patch in self.reported_log:
-            self.reported = merge_patch(self.reported, patch)
-        self.on_report: Callable[[dict[str, Any]], None] | None = None
-
-    async def report(self, patch: dict[str, Any]) -> None:
-        await super().report(patch)
-        if self.on_report is not None:
-            self.on_report(patch)
-
-
 class Run:
     """One scenario on one device, phase by phase (see the module doc)."""
 
@@ -175,11 +159,15 @@ class Run:
         self.marks: PowerMarks | None = None
         self.newer_published = False
         self.fixed_at: int | None = None  # report count when a malformed instruction was fixed
+        self.fixed_for: dict[str, Any] = {}  # the ``invalid`` report that prompted the fix
         self.rot_landed = 0
         self.boot_marks: list[int] = list(start.boot_marks) if start else []
         self.boots_before = start.boots if start else 0
         self.cuts_before = start.cuts_fired if start else 0
         self.first_event = 0
+        self.record_checks: list[RecordCheck] = []
+        self.record_before = start.record_before if start else False
+        self._looked_at_cuts = -1
         self.sas = ""
         self.t0 = 0.0
         # the re-join shortcut (sim/explore/rejoin.py): a cut run's plan, a clean run's log
@@ -334,6 +322,7 @@ class Run:
             return
         self.twin.on_report = None
         self.fixed_at = len(self.twin.reported_log)
+        self.fixed_for = dict(patch)
         self._publish(self.s.version + 1 if self.newer_published else self.s.version)
 
     def _publish_newer(self) -> None:
@@ -369,19 +358,29 @@ class Run:
     def _after_fix(self) -> Callable[[Any], bool]:
         """A malformed instruction mid-job: settled only by a report after the operator
         published the valid one again (on the agent's ``invalid``, which comes once the
-        job in hand ends, or at once after a reboot)."""
+        job in hand ends, or at once after a reboot). The ``invalid`` sent again word for
+        word (its acknowledgement was lost on a broken channel) is not such a report."""
         done = settled(self.s.final_version)
 
         def check(reported: dict[str, Any]) -> bool:
-            return self.fixed_at is not None and done(reported)
+            if self.fixed_at is None:
+                return False
+            later = self.twin.reported_log[self.fixed_at :]
+            return any(p != self.fixed_for for p in later) and done(reported)
 
         return check
 
     def _on_boot(self, device: SimDevice) -> None:
-        """A boot began: note where its reports start and arm the cuts aimed at it."""
+        """A boot began: note where its reports start, look at the progress record (the
+        run's first boot, and every boot after a cut), arm the cuts aimed at it."""
         boot = self.boots_before + device.boots
         self.wire.boot = boot
         self.boot_marks.append(len(self.twin.reported_log))
+        cuts = self.cuts_before + device.cuts
+        if device.boots == 1 or cuts > self._looked_at_cuts:
+            self._looked_at_cuts = cuts
+            memory = self.memory.memory if self.memory is not None else self.chip.array
+            self.record_checks.append(look(boot, array=memory, geometry=device.config.geometry))
         for cut in self.s.cuts:
             if cut.anchor == "boot" and cut.boot == boot and (self.start is None or boot > 1):
                 self._arm(cut)
@@ -447,7 +446,7 @@ class Run:
             final_reported=reported_status(self.twin.reported),
             installs=list(target.installs),
             target_version=target.current_version(),
-            target_sha256=hashlib.sha256(bytes(target.image)).hexdigest().upper(),
+            target_sha256=target.image_sha256().upper(),
             requests=self.wire.records(),
             faulted_requests=sum(1 for e in events if e.faults),
             fs=self.check_fs(),
@@ -455,6 +454,8 @@ class Run:
             rot_landed=self.rot_landed,
             crash=crash,
             trace=trace_lines(self.marks) if self.marks is not None else [],
+            record_checks=list(self.record_checks),
+            record_before=self.record_before,
         )
 
     def check_fs(self) -> FsCheck:

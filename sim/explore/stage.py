@@ -10,6 +10,7 @@ given no stage gets a fresh one and depends on nothing that ran before it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,7 @@ from agent.storage import Storage
 from sim.chip.w25q128 import W25Q128, ChipSnapshot
 from sim.clock import VirtualClock
 from sim.cloud.blobserver import BlobServer
-from sim.cloud.twin import publish_ota
+from sim.cloud.twin import ota_desired_patch
 from sim.device import SIM_SPI_HZ, SimDevice, reported_status
 from sim.explore.scenario import BASE_VERSION, Scenario, sha256_hex
 from sim.mcu import InstallRecord
@@ -77,6 +78,7 @@ class Stage:
     server: BlobServer
     _bases: dict[tuple[Any, ...], Base] = field(default_factory=dict)
     _uploaded: dict[str, str] = field(default_factory=dict)  # blob name -> sha256
+    _instructions: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict)
 
     def upload(self, name: str, data: bytes) -> None:
         """Put ``data`` as blob ``name`` unless it holds those bytes already."""
@@ -95,9 +97,18 @@ class Stage:
         return self.server.make_sas(CONTAINER)
 
     def publish(self, twin: Any, version: int, image: bytes, sas: str) -> None:
-        """Publish ``version`` (its blob already uploaded) to ``twin`` as ``ota.py`` would."""
+        """Publish ``version`` (its blob already uploaded) to ``twin`` as ``ota.py`` would.
+        The instruction is made once per image and URL (its SHA-256 costs a pass over the
+        image); each publish puts in its own SAS (a new one every second)."""
         url = self.server.blob_url(CONTAINER, blob_name(version))
-        publish_ota(twin, version=version, image=image, url=url, sas=sas)
+        key = (version, url, len(image), sha256_hex(image))
+        made = self._instructions.get(key)
+        if made is None:
+            made = ota_desired_patch(version=version, image=image, url=url, sas="")
+            self._instructions[key] = made
+        patch = copy.deepcopy(made)
+        patch["extFwInfo"]["sas"] = sas
+        twin.patch_desired(patch)
 
     async def base(self, scenario: Scenario) -> Base:
         """The field state for ``scenario``'s chip, prepared once per configuration."""

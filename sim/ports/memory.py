@@ -18,6 +18,7 @@ from agent.w25q128jv import SECTOR, SIZE
 from sim.chip.sectors import SectorArray
 
 _SHIFT = SECTOR.bit_length() - 1
+_MASK = SECTOR - 1
 
 
 class MemoryFlash:
@@ -53,6 +54,10 @@ class MemoryFlash:
     def read(self, addr: int, n: int) -> bytes:
         if addr < 0 or n < 0 or addr + n > self._size:
             raise ValueError(f"read: {addr:#x}+{n:#x} lies outside the flash")
+        off = addr & _MASK
+        if off + n <= SECTOR:  # littlefs's every read (within one block): one slice, inline
+            data = self.memory.sectors[addr >> _SHIFT]
+            return data[off : off + n] if type(data) is bytes else bytes(data[off : off + n])
         return self.memory.read(addr, n)
 
     def program(self, addr: int, data: bytes) -> None:

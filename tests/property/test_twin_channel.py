@@ -159,6 +159,53 @@ async def test_failed_twin_gets_after_a_power_cut():
     assert [e.kind for e in twin.faults.fired()] == ["fail_twin_get"] * 3
 
 
+@pytest.mark.parametrize(
+    "fault",
+    [
+        TwinFault("lose_reported_ack", count=2),
+        TwinFault("delay_desired", delay_s=30.0),
+        TwinFault("fail_twin_get", count=2, status=503),
+    ],
+    ids=lambda f: f.kind,
+)
+async def test_the_operator_fixes_a_malformed_instruction_over_a_broken_channel(fault):
+    """A malformed instruction mid-download (``invalid_at_bytes``) with a twin-channel
+    fault: the operator sees ``invalid`` on the hub and publishes the valid one again,
+    and the device applies it (the run's twin tells the operator of every report that
+    reaches the hub, whatever the channel does to it afterwards)."""
+    scenario = dataclasses.replace(
+        BASE, invalid_at_bytes=20 * KIB, twin_faults=(ChannelFault(fault, boot=1),)
+    )
+    result, _ = await play(scenario)
+    clean(result)
+    assert "invalid" in [r.get("Status") for r in result.reports]
+
+
+async def test_a_retransmitted_invalid_report_does_not_end_the_run():
+    """The ``invalid`` report's acknowledgement is lost, so the agent sends it again
+    word for word after the operator has published the fix: the run waits for the
+    agent's answer to the fix (``applied``), not for the repeat (a default campaign
+    finding that flagged the correct agent)."""
+    scenario = dataclasses.replace(
+        BASE,
+        image_size=3454,
+        image_seed=581,
+        invalid_at_bytes=337,
+        timing="random",
+        chip_seed=857,
+        seed=224,
+        twin_faults=(
+            ChannelFault(TwinFault("lose_reported_ack", count=3, at_s=2.706), boot=1),
+            ChannelFault(TwinFault("delay_desired", delay_s=6.7), boot=1),
+        ),
+    )
+    result, twin = await play(scenario)
+    clean(result)
+    statuses = [r.get("Status") for r in result.reports]
+    assert statuses.count("invalid") >= 2 and twin.lost_acks >= 2
+    assert statuses[-1] == "applied"
+
+
 async def test_converged_reporting_catches_an_agent_that_drops_a_failed_report():
     """The invariant can fail: the mutant loses its reports while the hub is down, so the
     operator is left with 'downloading' and Version 1 while the MCU runs version 2."""

@@ -30,6 +30,7 @@ EXPLAIN = {
     "stream_sha": "SHA-256 over the downloaded stream, not over what flash holds",
     "page_off_by_one": "a write ending on a 256-byte page boundary loses its last byte",
     "drop_failed_report": "a report whose send failed is dropped: the hub keeps a stale status",
+    "record_in_place": "the progress record overwritten in place, not written aside and renamed",
 }
 
 
@@ -59,6 +60,7 @@ _FACTORIES: dict[str, Callable[[], AgentFactory]] = {
     "stream_sha": _fixed(m.StreamShaAgent),
     "page_off_by_one": _fixed(m.staging_mutant("OffByOneAgent", m.PageOffByOneStaging)),
     "drop_failed_report": _fixed(m.DropFailedReportAgent),
+    "record_in_place": _fixed(m.RecordInPlaceAgent),
 }
 
 MUTANTS: dict[str, Mutant] = {

@@ -17,7 +17,7 @@ from agent.download import Downloader, DownloadStats, Staging, _Plan
 from agent.engine import Agent, Outcome
 from agent.instruction import Instruction
 from agent.protocol import AgentFactory
-from agent.record import Job, Record, State
+from agent.record import Job, Record, State, encode
 from agent.report import Report, Status, to_reported
 from agent.staging import CURRENT_PATH, ImageStaging, Journal
 from agent.w25q128jv import PAGE
@@ -221,6 +221,31 @@ class DropFailedReportAgent(Agent):
                 await self.twin.report(to_reported(report))
             except Exception:
                 continue  # the bug: the report is gone
+
+
+class _InPlaceJournal(Journal):
+    """The record rewritten in place, not replaced: the file is cut to nothing (a commit of
+    its own), then the new record is written and synced."""
+
+    def save(self, record: Record) -> None:
+        storage = self._storage
+        if storage.exists(self.path):
+            storage.truncate(self.path, 0)
+        with storage.open_append(self.path) as f:
+            f.write(encode(record))
+            f.sync()
+        self._record = record
+
+
+class RecordInPlaceAgent(Agent):
+    """Classic: the progress record is overwritten in place instead of written to a copy
+    and renamed over (``Storage.write_atomic``), so a cut between the truncation and the
+    new bytes leaves an empty, unreadable record."""
+
+    def boot(self) -> None:
+        super().boot()
+        assert self.storage is not None and self.journal is not None
+        self.journal = _InPlaceJournal(self.storage, self.journal.record, self.journal.path)
 
 
 _STREAM_DOWNLOADER = type("StreamDownloader", (_StagingSwap,), {"staging_class": StreamHashStaging})

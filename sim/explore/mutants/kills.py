@@ -116,6 +116,9 @@ KILLS: dict[str, Kill] = {
     # a bit of the staged image rots after it was written and read back, before the verify
     # (littlefs reads every program back, so a stuck bit alone is caught on write)
     "stream_sha": Kill(scenarios=(dataclasses.replace(SMALL, rot_bits=(32 * KIB * 8 + 3,)),)),
+    # a cut in the first record save (the new job's): the truncation is committed, the
+    # new bytes are not, and the next boot finds an empty record (readable-record)
+    "record_in_place": Kill(explore=SMALL, schedule="linear", first=1, last=9),
     "page_off_by_one": Kill(scenarios=(dataclasses.replace(SMALL, image_size=4 * KIB),)),
     # the hub goes down 1 s into the download (the whole run takes about 3 s of device
     # time) for 10 minutes: every report made meanwhile fails, ``applied`` among them

@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import hashlib
 import random
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from agent.download import DownloadPolicy
 from agent.engine import Agent, AgentConfig
 from agent.hosts import LOOPBACK_HOSTS
+from agent.protocol import AgentFactory, Board, OtaAgent
 from sim.cloud.blobserver import BlobServer
 from sim.cloud.twin import publish_ota
 from sim.device import SimDevice, applied
 from sim.ports.aimed_cut import AimedCut
 from sim.ports.memory import MemoryFlash
+from sim.ports.memory_spi import MemorySpiPort
 
 MiB = 1024 * 1024
 
@@ -54,12 +56,13 @@ async def ota_once(
         storage_hosts=LOOPBACK_HOSTS,
         download=DownloadPolicy(checkpoint_bytes=checkpoint),
     )
-    factory: Any = Agent
+    factory: AgentFactory = Agent.from_board
     if bytearray_flash:
         memory = MemoryFlash()
 
-        def factory(**kwargs: Any) -> Agent:
-            return Agent(**{**kwargs, "flash": memory})
+        def factory(board: Board) -> OtaAgent:
+            spi = MemorySpiPort(memory)
+            return Agent.from_board(dataclasses.replace(board, flash=memory, spi=spi))
 
     device = SimDevice(seed=seed, config=config, agent_factory=factory)
     cutter = device.aim_cuts() if cuts else None
