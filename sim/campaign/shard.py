@@ -24,6 +24,7 @@ import hashlib
 import random
 import resource
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ from agent.protocol import Board, OtaAgent
 from sim.campaign.clock import CampaignClock
 from sim.campaign.plan import CampaignPlan, DeviceSpec
 from sim.campaign.probe import Probe, Report, TimedTwin
+from sim.campaign.twin_channel import IdleTime, faults_for
 from sim.cloud.hub import Configuration, Hub
 from sim.device import SimDevice, settled
 
@@ -80,6 +82,7 @@ class DeviceRecord:
     ended: str  # settled | untargeted | boots | device-time | stopped
     timeline: list[Report] = field(default_factory=list)
     boot_marks: list[tuple[int, float]] = field(default_factory=list)  # (seq, device time)
+    twin_faults: dict[str, int] = field(default_factory=dict)  # kind -> firings on it
 
 
 @dataclass
@@ -104,7 +107,9 @@ def rss_bytes() -> int:
 class _Device:
     """One device of the shard and the futures its run ends on."""
 
-    def __init__(self, spec: DeviceSpec, shard: ShardSpec, hook: ReportHook | None):
+    def __init__(
+        self, spec: DeviceSpec, shard: ShardSpec, hook: ReportHook | None, idle_time: IdleTime
+    ):
         plan = shard.plan
         self.spec = spec
         self.version = None if spec.wave is None else shard.waves[spec.wave].version
@@ -122,7 +127,14 @@ class _Device:
             on_expire=self._expired,
         )
         self.probe = Probe(spec.device_id, self.clock, plan.outage)
-        self.twin = TimedTwin(self.probe, on_report=self._reported)
+        self.twin = TimedTwin(
+            self.probe, on_report=self._reported, on_owed=lambda: idle_time.owe(self)
+        )
+        self.twin.arm(
+            faults_for(
+                plan.twin_faults, seed=plan.seed, device_id=spec.device_id, device_index=spec.index
+            )
+        )
         self.sim = SimDevice(
             seed=plan.seed * 1_000_003 + spec.index,
             config=plan.agent,
@@ -159,6 +171,20 @@ class _Device:
             self.sim.chip.cancel_cut()  # before the clock jumps past it
         self.clock.advance_to(t)
         self._arm_cut()
+
+    # -- what the shard's IdleTime asks of a device whose twin channel owes it something
+
+    def channel_due(self) -> float | None:
+        return self.twin.next_due()
+
+    def idle(self) -> bool:
+        """The agent waits for the cloud, every report sent (:attr:`Agent.idle`)."""
+        return bool(getattr(self.sim.agent, "idle", False)) and not self.stop.done()
+
+    def pass_idle_time(self, until: float) -> None:
+        """Let device time pass to ``until`` while idle, then what fell due happens."""
+        self.wake_at(until)
+        self.twin.tick()
 
     def _arm_cut(self) -> None:
         if self._rate > 0 and self.sim.chip is not None:
@@ -216,6 +242,7 @@ class _Device:
             ended=self.ended,
             timeline=self.twin.timeline,
             boot_marks=list(self.probe.boots),
+            twin_faults=dict(Counter(e.kind for e in self.twin.faults.events)),
         )
 
 
@@ -225,7 +252,8 @@ async def run_shard(spec: ShardSpec, *, on_report: ReportHook | None = None) -> 
     started = time.perf_counter()
     rss_start = rss_bytes()
     hub = Hub()
-    devices = [_Device(d, spec, on_report) for d in spec.devices]
+    idle_time = IdleTime()
+    devices = [_Device(d, spec, on_report, idle_time) for d in spec.devices]
     for device in devices:
         hub.add_device(device.spec.device_id, tags=device.spec.tags, twin=device.twin)
     runs = [asyncio.ensure_future(d.run(spec.plan.max_boots)) for d in devices]
@@ -240,6 +268,7 @@ async def run_shard(spec: ShardSpec, *, on_report: ReportHook | None = None) -> 
             if not device.stop.done():
                 device.stop.set_result("stopped")
         results = await asyncio.gather(*runs, return_exceptions=True)
+        await idle_time.close()
         rss.stop()
     for r in results:
         if isinstance(r, BaseException):
@@ -269,11 +298,17 @@ async def _connected(devices: list[_Device], runs: Sequence[asyncio.Future[None]
 
 def _evaluate_waves(hub: Hub, waves: tuple[Wave, ...], devices: dict[str, _Device]) -> None:
     """Create each wave's configuration and evaluate it; a device it writes to has been
-    idle until the wave's hub time, so its clock moves there before the patch arrives."""
+    idle until the wave's hub time, so its clock moves there before the patch is sent
+    (a twin channel that delays the patch counts from then)."""
     for wave in waves:
         hub.create_configuration(Configuration.from_json(wave.configuration))
+        due = [d for d in devices.values() if d.spec.wave == wave.index]
+        for device in due:
+            device.wake_at(wave.hub_time_s)
+        woken = {d.spec.device_id for d in due}
         for device_id in hub.evaluate():
-            devices[device_id].wake_at(wave.hub_time_s)
+            if device_id not in woken:  # a configuration reached beyond its group
+                devices[device_id].wake_at(wave.hub_time_s)
 
 
 async def _until_settled(

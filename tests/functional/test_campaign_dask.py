@@ -11,14 +11,27 @@ from sim.campaign.campaign import run_campaign
 from sim.campaign.engine_executor import EngineExecutor
 from sim.campaign.executor import InProcessExecutor, executor_for
 from sim.campaign.plan import CampaignPlan, Outage
+from sim.campaign.twin_channel import parse_twin_section
 from sim.tools.campaign import main
 
 pytestmark = pytest.mark.sim
 pytest.importorskip("distributed")
 
-# the field wave's downloads meet the outage and several cuts each: every device's path
-# depends on its own seeded cuts, its agent's seeded backoff jitter and its device time
-PLAN = CampaignPlan(devices=12, image_size=128 * 1024, outage=Outage(61, 10), cut_rate=1000)
+# the field wave's downloads meet the outage and several cuts each, and half the fleet's
+# twin channel (a seeded share) drops or delays: every device's path depends on its own
+# seeded cuts, its agent's seeded backoff jitter, its twin faults and its device time
+PLAN = CampaignPlan(
+    devices=12,
+    image_size=128 * 1024,
+    outage=Outage(61, 10),
+    cut_rate=1000,
+    twin_faults=parse_twin_section(
+        [
+            {"fault": "delay_desired", "delay_s": 5, "share": 0.5},
+            {"fault": "drop_connection", "after_messages": 3, "share": 0.5},
+        ]
+    ),
+)
 
 
 def _run(plan, executor):
@@ -45,6 +58,7 @@ def _outcomes(result):
             d.broken_by_outage,
             round(d.device_time_s, 9),
             d.ended,
+            d.twin_faults,
             [
                 (round(r.t, 9), r.seq, r.extfw.get("Status"), r.extfw.get("Progress"))
                 for r in d.timeline
@@ -80,6 +94,7 @@ def test_one_worker_and_two_workers_give_every_device_the_same_outcome(runs):
     assert sum(d.cuts for d in runs[1].devices) >= 10  # the cuts did shape the runs
     assert sum(d.broken_by_outage > 0 for d in runs[1].devices) >= 5  # and the outage
     assert len({d.device_time_s for d in runs[1].devices}) >= 10  # each its own path
+    assert 0 < len([d for d in runs[1].devices if d.twin_faults]) < 12  # a share of them
     assert one == two == here
     assert sorted(runs[1].arrivals, key=_key) == sorted(runs[2].arrivals, key=_key)
 
