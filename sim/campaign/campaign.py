@@ -63,6 +63,10 @@ class CampaignResult:
                 total[kind] = total.get(kind, 0) + n
         return dict(sorted(total.items()))
 
+    def flash_per_device(self) -> float:
+        """Bytes the devices' chips hold at the end, per device (erased sectors: none)."""
+        return sum(s.flash_bytes for s in self.shards) / max(1, len(self.devices))
+
     def rss_per_device(self, *, phase: str) -> float:
         """Bytes of resident memory per device: ``idle`` (booted, blank) or ``peak``."""
         total = 0

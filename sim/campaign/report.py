@@ -69,6 +69,7 @@ def summary(result: CampaignResult, herd: Herd | None) -> dict[str, Any]:
         "memory": {
             "rss_per_device_idle_mib": round(result.rss_per_device(phase="idle") / MiB, 3),
             "rss_per_device_peak_mib": round(result.rss_per_device(phase="peak") / MiB, 3),
+            "flash_per_device_mib": round(result.flash_per_device() / MiB, 3),
         },
         "waves": [
             {

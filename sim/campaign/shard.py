@@ -38,6 +38,7 @@ from sim.campaign.probe import Probe, Report, TimedTwin
 from sim.campaign.twin_channel import IdleTime, faults_for
 from sim.cloud.hub import Configuration, Hub
 from sim.device import SimDevice, settled
+from sim.mcu import SharedImages, SimMcuTarget
 
 ReportHook = Callable[[str, Report], None]
 
@@ -95,6 +96,7 @@ class ShardResult:
     rss_idle: int  # every device booted, nothing published yet
     rss_peak: int
     rss_end: int
+    flash_bytes: int  # what the shard's chips hold at the end (erased sectors cost nothing)
     timeout_extensions: int  # socket timeouts deferred while the loop was busy
 
 
@@ -108,7 +110,13 @@ class _Device:
     """One device of the shard and the futures its run ends on."""
 
     def __init__(
-        self, spec: DeviceSpec, shard: ShardSpec, hook: ReportHook | None, idle_time: IdleTime
+        self,
+        spec: DeviceSpec,
+        shard: ShardSpec,
+        hook: ReportHook | None,
+        *,
+        idle_time: IdleTime,
+        images: SharedImages,
     ):
         plan = shard.plan
         self.spec = spec
@@ -140,6 +148,7 @@ class _Device:
             config=plan.agent,
             clock=self.clock,
             twin=self.twin,
+            target=SimMcuTarget(self.clock, images=images),
             agent_factory=self._agent,
         )
         self._done = settled(self.version) if self.version is not None else None
@@ -252,8 +261,10 @@ async def run_shard(spec: ShardSpec, *, on_report: ReportHook | None = None) -> 
     started = time.perf_counter()
     rss_start = rss_bytes()
     hub = Hub()
-    idle_time = IdleTime()
-    devices = [_Device(d, spec, on_report, idle_time) for d in spec.devices]
+    idle_time, images = IdleTime(), SharedImages()  # the MCUs' images: one copy each
+    devices = [
+        _Device(d, spec, on_report, idle_time=idle_time, images=images) for d in spec.devices
+    ]
     for device in devices:
         hub.add_device(device.spec.device_id, tags=device.spec.tags, twin=device.twin)
     runs = [asyncio.ensure_future(d.run(spec.plan.max_boots)) for d in devices]
@@ -283,6 +294,7 @@ async def run_shard(spec: ShardSpec, *, on_report: ReportHook | None = None) -> 
         rss_idle=rss_idle,
         rss_peak=max(rss_end, rss.peak, rss_idle),
         rss_end=rss_end,
+        flash_bytes=sum(d.sim.chip.array.resident_bytes() for d in devices if d.sim.chip),
         timeout_extensions=sum(d.clock.extensions for d in devices),
     )
 

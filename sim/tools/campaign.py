@@ -262,8 +262,8 @@ def print_summary(result: CampaignResult, found: Herd | None, out: Any) -> None:
     print(f"  device time        {device_s:.1f} s; wall time {result.wall_s:.1f} s", file=out)
     print(
         f"  RSS per device     {result.rss_per_device(phase='idle') / MiB:.2f} MiB idle, "
-        f"{result.rss_per_device(phase='peak') / MiB:.2f} MiB at peak "
-        f"(image {plan.image_size / MiB:.2f} MiB)",
+        f"{result.rss_per_device(phase='peak') / MiB:.2f} MiB at peak; its flash holds "
+        f"{result.flash_per_device() / MiB:.2f} MiB (image {plan.image_size / MiB:.2f} MiB)",
         file=out,
     )
     for config_id, m in result.metrics.items():
