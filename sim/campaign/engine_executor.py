@@ -70,8 +70,11 @@ class EngineExecutor:
         """Enter the engine on a thread of its own: Dask's synchronous client must not
         start inside the campaign's running event loop."""
         import dask
+        import distributed  # noqa: F401 (its config defaults, before set() below)
 
         def enter() -> None:
+            # set() restores exactly what it found: had distributed been imported inside
+            # it, its defaults would go on the way out (and close() would fail on them)
             with dask.config.set({"distributed.comm.timeouts.connect": f"{connect_timeout_s}s"}):
                 self._engine.__enter__()
 

@@ -4,6 +4,9 @@ runs, the shards' results merged into one report; where a device runs does not c
 what it does (issue 11's rule for the engine: "work is partitioned deterministically")."""
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -138,3 +141,19 @@ def test_the_command_runs_its_shards_on_a_cluster_given_by_scheduler_address(cap
     out = capsys.readouterr().out
     assert status == 0, out
     assert f"on Dask scheduler {address}" in out and "applied 4" in out
+
+
+def test_the_command_with_workers_runs_in_a_fresh_interpreter():
+    """The command as a user runs it: nothing imported dask before the engine starts."""
+    argv = ["--devices", "4", "--image-size", "16K", "--outage", "none", "--cut-rate", "0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "sim", "campaign", *argv, "--report", "none", "--workers", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "on Dask LocalCluster, 1 worker processes" in done.stdout
+    assert "Traceback" not in done.stderr

@@ -169,6 +169,11 @@ def _print(rows: list[dict[str, Any]], image_size: int, workers: int | None, rep
             f"{r['process_peak'] / 2**30:>9.2f} GiB {per_wall:>10.2f} {per_rss:>9.2f}"
             + ("" if r["ok"] else "  NOT every device applied")
         )
+    if repeat > 1:
+        walls = "; ".join(
+            f"{r['devices']}: " + ", ".join(f"{w:.1f}" for w in r["wall_runs"]) for r in rows
+        )
+        print(f"  wall s of each run: {walls}")
     last = rows[-1]
     beyond = last["idle_after"] - image_size
     print(
