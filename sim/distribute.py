@@ -34,6 +34,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 ProgressFn = Callable[[int, int], None]  # (items done, items in all)
+HTTP_ADDRESS = "127.0.0.1:0"  # where a LocalCluster's scheduler serves its HTTP routes
 
 
 def chunks(items: Sequence[T], count: int) -> list[list[T]]:
@@ -102,6 +103,8 @@ class Engine:
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address=None,
+                # no dashboard, and its HTTP server on a free loopback port, not on 8787
+                scheduler_kwargs={"dashboard_address": HTTP_ADDRESS},
                 silence_logs=40,
             )
             self._client = Client(self._cluster)

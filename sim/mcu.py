@@ -5,6 +5,10 @@ that changes only when an install completes, the way a bootloader writes its
 image trailer last. An install can be made to fail, or be cut part-way, which
 leaves a partly written image and the old version, so the agent must install
 again after the next boot.
+
+Many MCUs in one process (a fleet) that installed the same image can hold it once
+(:class:`SharedImages`): each keeps a reference to one immutable copy, and a torn
+install writes over a private copy of it.
 """
 
 from __future__ import annotations
@@ -32,12 +36,28 @@ class InstallRecord:
     at: float
 
 
+class SharedImages:
+    """Images held once however many MCUs installed them, keyed by their SHA-256."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, bytes] = {}
+
+    def share(self, image: bytes | bytearray, sha256: str) -> bytes:
+        """The one immutable copy of ``image`` (made now if it is the first)."""
+        held = self._held.get(sha256)
+        if held is None or held != image:
+            held = self._held[sha256] = bytes(image)
+        return held
+
+
 class SimMcuTarget:
     """Implements :class:`agent.target.McuTarget` with a byte array and a virtual clock.
 
     ``cut_after_bytes`` schedules a power cut once that many bytes of the next
     install are written; ``on_cut`` is called then (a device uses it to power
-    the whole board off), and :class:`PowerLoss` is raised to the agent.
+    the whole board off), and :class:`PowerLoss` is raised to the agent. With
+    ``images``, a completed install keeps the image shared with every other MCU
+    of that store that installed the same bytes.
     """
 
     def __init__(
@@ -48,13 +68,15 @@ class SimMcuTarget:
         version: int = 0,
         program_rate_bps: float = 256 * 1024,
         chunk_bytes: int = 4096,
+        images: SharedImages | None = None,
     ) -> None:
         if capacity <= 0 or chunk_bytes <= 0 or program_rate_bps <= 0:
             raise ValueError("capacity, chunk_bytes and program_rate_bps must be > 0")
         self.clock = clock
         self.capacity = capacity
-        self.image = bytearray()
+        self.image: bytes | bytearray = bytearray()
         self._version = version
+        self.images = images
         self.program_rate_bps = program_rate_bps
         self.chunk_bytes = chunk_bytes
         self.fail_next_install: str | None = None
@@ -106,12 +128,13 @@ class SimMcuTarget:
             self.clock.advance(len(chunk) / self.program_rate_bps)
             if self.cut_after_bytes is not None and len(image) >= self.cut_after_bytes:
                 self.cut_after_bytes = None
-                self.image[: len(image)] = image  # torn: the new prefix over the old image
+                torn = bytearray(self.image)  # the old image may be shared: write a copy
+                torn[: len(image)] = image  # torn: the new prefix over the old image
+                self.image = torn
                 if self.on_cut is not None:
                     self.on_cut()
                 raise PowerLoss(f"power cut {len(image)} bytes into the MCU install")
-        self.image = image
+        digest = hashlib.sha256(image).hexdigest()
+        self.image = image if self.images is None else self.images.share(image, digest)
         self._version = version
-        self.installs.append(
-            InstallRecord(version, hashlib.sha256(image).hexdigest(), size, self.clock.monotonic())
-        )
+        self.installs.append(InstallRecord(version, digest, size, self.clock.monotonic()))

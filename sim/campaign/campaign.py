@@ -55,6 +55,18 @@ class CampaignResult:
                 return False
         return True
 
+    def twin_faults_fired(self) -> dict[str, int]:
+        """Twin-channel fault firings over the fleet, by kind."""
+        total: dict[str, int] = {}
+        for d in self.devices:
+            for kind, n in d.twin_faults.items():
+                total[kind] = total.get(kind, 0) + n
+        return dict(sorted(total.items()))
+
+    def flash_per_device(self) -> float:
+        """Bytes the devices' chips hold at the end, per device (erased sectors: none)."""
+        return sum(s.flash_bytes for s in self.shards) / max(1, len(self.devices))
+
     def rss_per_device(self, *, phase: str) -> float:
         """Bytes of resident memory per device: ``idle`` (booted, blank) or ``peak``."""
         total = 0

@@ -3,8 +3,9 @@
 An :class:`Executor` says how many shards it wants and runs them, each a
 :class:`~sim.campaign.shard.ShardSpec` in and a :class:`~sim.campaign.shard.ShardResult`
 out (plain picklable data). :class:`InProcessExecutor` runs one shard on the campaign's
-own event loop and streams every report to the live view; the Dask executor
-(:mod:`sim.campaign.dask_executor`) runs one shard per worker process.
+own event loop and streams every report to the live view;
+:class:`sim.campaign.engine_executor.EngineExecutor` runs one shard per Dask worker on the
+project's distribution engine (:mod:`sim.distribute`).
 """
 
 from __future__ import annotations
@@ -63,9 +64,9 @@ def partition(devices: Sequence[DeviceSpec], parts: int) -> list[tuple[DeviceSpe
 
 def executor_for(*, workers: int | None, scheduler: str | None) -> Executor:
     """In process by default; ``workers`` (a Dask LocalCluster) or ``scheduler`` (an
-    existing Dask cluster's address) select the Dask executor."""
+    existing Dask cluster's address) select the distribution engine."""
     if workers is None and scheduler is None:
         return InProcessExecutor()
-    from sim.campaign.dask_executor import DaskExecutor  # dask is imported only when used
+    from sim.campaign.engine_executor import EngineExecutor  # Dask only when used
 
-    return DaskExecutor(workers=workers, scheduler=scheduler)
+    return EngineExecutor(workers=workers, scheduler=scheduler)

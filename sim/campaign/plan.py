@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from agent.engine import AgentConfig
 from agent.hosts import LOOPBACK_HOSTS
+from sim.campaign.twin_channel import FleetTwinFault
 from sim.cloud.faults.plan import FaultPlan
 
 PRODUCT = "washer"  # every targeted device's tags.productType
@@ -74,7 +74,7 @@ class CampaignPlan:
     # is created (then every EVALUATION_INTERVAL_S), so the operator's gap sets the pace
     wave_interval_s: float = 60.0
     faults: FaultPlan = field(default_factory=FaultPlan)
-    twin_faults: tuple[dict[str, Any], ...] = ()  # hook: a plan's "twin" section, unused yet
+    twin_faults: tuple[FleetTwinFault, ...] = ()  # the plan file's "twin" section
     cut_rate: float = 0.0  # power cuts per device-hour of device time (Poisson, per device)
     outage: Outage | None = None
     seed: int = 0
@@ -119,6 +119,22 @@ class CampaignPlan:
             raise ValueError(f"agent must be an AgentConfig, got {type(self.agent).__name__}")
         if self.outage is not None and not isinstance(self.outage, Outage):
             raise ValueError(f"outage must be an Outage, got {type(self.outage).__name__}")
+        self._check_twin_faults()
+
+    def _check_twin_faults(self) -> None:
+        rules = tuple(self.twin_faults)
+        if not all(isinstance(r, FleetTwinFault) for r in rules):
+            raise ValueError("twin_faults must be a sequence of FleetTwinFault")
+        object.__setattr__(self, "twin_faults", rules)
+        named = {r.fault.device for r in rules if r.fault.device is not None}
+        if named:
+            layout = self.layout()
+            fleet = {d.device_id for d in layout}
+            for device in sorted(d for d in named if d not in fleet):
+                raise ValueError(
+                    f"twin fault names device {device!r}, not one of this fleet's "
+                    f"{layout[0].device_id} .. {layout[-1].device_id}"
+                )
 
     @property
     def targeted(self) -> int:

@@ -18,7 +18,7 @@ import aiohttp
 
 from agent.clock import Clock
 from sim.campaign.plan import Outage
-from sim.cloud.twin import InProcessTwin
+from sim.cloud.faulty_twin import FaultyTwin
 from sim.device import reported_status
 
 DEVICE_HEADER = "x-sim-device"
@@ -102,27 +102,45 @@ class _BrokenByOutage:
         return getattr(self._inner, name)
 
 
-class TimedTwin(InProcessTwin):
-    """The in-process twin, keeping every reported ``extFwInfo`` with its device time."""
+class TimedTwin(FaultyTwin):
+    """The device's in-process twin, keeping every reported ``extFwInfo`` with its device
+    time; its channel breaks as the rules given to :meth:`arm` say
+    (:mod:`sim.cloud.faulty_twin`; none by default). ``on_owed`` is called whenever the
+    channel schedules something for later (a delayed patch, the client's reconnect)."""
 
-    def __init__(self, probe: Probe, on_report: Callable[[Report], None] | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        probe: Probe,
+        on_report: Callable[[Report], None] | None = None,
+        *,
+        on_owed: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(clock=probe.clock, device_id=probe.device_id)
         self.probe = probe
         self.timeline: list[Report] = []
         self._on_report = on_report
+        self._on_owed = on_owed
 
     async def report(self, patch: dict[str, Any]) -> None:
         self._require_connected("report")
         extfw = reported_status(patch)
-        entry = None
-        if extfw:
-            entry = Report(
-                self.probe.clock.monotonic(), self.probe.next_seq(), copy.deepcopy(extfw)
-            )
-            self.timeline.append(entry)
-        await super().report(patch)
-        if entry is not None and self._on_report is not None:
-            self._on_report(entry)
+        if not extfw:
+            await super().report(patch)
+            return
+        entry = Report(self.probe.clock.monotonic(), self.probe.next_seq(), copy.deepcopy(extfw))
+        version = self.reported_version
+        try:
+            await super().report(patch)
+        finally:
+            if self.reported_version != version:  # the hub has it, acknowledged or not
+                self.timeline.append(entry)
+                if self._on_report is not None:
+                    self._on_report(entry)
+
+    def _wake_at(self, due: float) -> None:
+        super()._wake_at(due)
+        if self._on_owed is not None:
+            self._on_owed()
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The report a campaign leaves in ``--report DIR``.
 
 - ``summary.json``: the plan, the totals, the herd figures, one entry per device
-  (outcome, boots, cuts survived, bytes over the wire, device time, wall time);
+  (outcome, boots, cuts survived, bytes over the wire, twin-channel faults that fired on
+  it, device time, wall time);
 - ``timeline.jsonl``: every reported ``extFwInfo``, with the device and its device time;
 - ``hub_metrics.jsonl``: each configuration's metrics over device time
   (:func:`sim.campaign.metrics.hub_metrics_over_time`);
@@ -45,6 +46,7 @@ def summary(result: CampaignResult, herd: Herd | None) -> dict[str, Any]:
             if plan.outage is None
             else {"start": plan.outage.start, "length": plan.outage.length},
             "fault_rules": [r.id for r in plan.faults.rules],
+            "twin_fault_rules": [r.to_json() for r in plan.twin_faults],
             "seed": plan.seed,
             "executor": result.executor,
         },
@@ -62,10 +64,12 @@ def summary(result: CampaignResult, herd: Herd | None) -> dict[str, Any]:
             ),
             "requests": len(result.arrivals),
             "refused_by_outage": sum(a.outcome == "outage" for a in result.arrivals),
+            "twin_faults_fired": result.twin_faults_fired(),
         },
         "memory": {
             "rss_per_device_idle_mib": round(result.rss_per_device(phase="idle") / MiB, 3),
             "rss_per_device_peak_mib": round(result.rss_per_device(phase="peak") / MiB, 3),
+            "flash_per_device_mib": round(result.flash_per_device() / MiB, 3),
         },
         "waves": [
             {
@@ -92,6 +96,7 @@ def summary(result: CampaignResult, herd: Herd | None) -> dict[str, Any]:
                 "cuts_survived": d.cuts,
                 "wire_bytes": d.wire_bytes,
                 "requests": d.requests,
+                "twin_faults_fired": d.twin_faults,
                 "device_time_s": round(d.device_time_s, 3),
                 "settled_at_device_s": None if d.settled_at_s is None else round(d.settled_at_s, 3),
                 "settled_at_wall_s": None

@@ -24,6 +24,7 @@ import hashlib
 import random
 import resource
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,8 +35,10 @@ from agent.protocol import Board, OtaAgent
 from sim.campaign.clock import CampaignClock
 from sim.campaign.plan import CampaignPlan, DeviceSpec
 from sim.campaign.probe import Probe, Report, TimedTwin
+from sim.campaign.twin_channel import IdleTime, faults_for
 from sim.cloud.hub import Configuration, Hub
 from sim.device import SimDevice, settled
+from sim.mcu import SharedImages, SimMcuTarget
 
 ReportHook = Callable[[str, Report], None]
 
@@ -80,6 +83,7 @@ class DeviceRecord:
     ended: str  # settled | untargeted | boots | device-time | stopped
     timeline: list[Report] = field(default_factory=list)
     boot_marks: list[tuple[int, float]] = field(default_factory=list)  # (seq, device time)
+    twin_faults: dict[str, int] = field(default_factory=dict)  # kind -> firings on it
 
 
 @dataclass
@@ -92,6 +96,7 @@ class ShardResult:
     rss_idle: int  # every device booted, nothing published yet
     rss_peak: int
     rss_end: int
+    flash_bytes: int  # what the shard's chips hold at the end (erased sectors cost nothing)
     timeout_extensions: int  # socket timeouts deferred while the loop was busy
 
 
@@ -104,7 +109,15 @@ def rss_bytes() -> int:
 class _Device:
     """One device of the shard and the futures its run ends on."""
 
-    def __init__(self, spec: DeviceSpec, shard: ShardSpec, hook: ReportHook | None):
+    def __init__(
+        self,
+        spec: DeviceSpec,
+        shard: ShardSpec,
+        hook: ReportHook | None,
+        *,
+        idle_time: IdleTime,
+        images: SharedImages,
+    ):
         plan = shard.plan
         self.spec = spec
         self.version = None if spec.wave is None else shard.waves[spec.wave].version
@@ -122,12 +135,20 @@ class _Device:
             on_expire=self._expired,
         )
         self.probe = Probe(spec.device_id, self.clock, plan.outage)
-        self.twin = TimedTwin(self.probe, on_report=self._reported)
+        self.twin = TimedTwin(
+            self.probe, on_report=self._reported, on_owed=lambda: idle_time.owe(self)
+        )
+        self.twin.arm(
+            faults_for(
+                plan.twin_faults, seed=plan.seed, device_id=spec.device_id, device_index=spec.index
+            )
+        )
         self.sim = SimDevice(
             seed=plan.seed * 1_000_003 + spec.index,
             config=plan.agent,
             clock=self.clock,
             twin=self.twin,
+            target=SimMcuTarget(self.clock, images=images),
             agent_factory=self._agent,
         )
         self._done = settled(self.version) if self.version is not None else None
@@ -159,6 +180,20 @@ class _Device:
             self.sim.chip.cancel_cut()  # before the clock jumps past it
         self.clock.advance_to(t)
         self._arm_cut()
+
+    # -- what the shard's IdleTime asks of a device whose twin channel owes it something
+
+    def channel_due(self) -> float | None:
+        return self.twin.next_due()
+
+    def idle(self) -> bool:
+        """The agent waits for the cloud, every report sent (:attr:`Agent.idle`)."""
+        return bool(getattr(self.sim.agent, "idle", False)) and not self.stop.done()
+
+    def pass_idle_time(self, until: float) -> None:
+        """Let device time pass to ``until`` while idle, then what fell due happens."""
+        self.wake_at(until)
+        self.twin.tick()
 
     def _arm_cut(self) -> None:
         if self._rate > 0 and self.sim.chip is not None:
@@ -216,6 +251,7 @@ class _Device:
             ended=self.ended,
             timeline=self.twin.timeline,
             boot_marks=list(self.probe.boots),
+            twin_faults=dict(Counter(e.kind for e in self.twin.faults.events)),
         )
 
 
@@ -225,7 +261,10 @@ async def run_shard(spec: ShardSpec, *, on_report: ReportHook | None = None) -> 
     started = time.perf_counter()
     rss_start = rss_bytes()
     hub = Hub()
-    devices = [_Device(d, spec, on_report) for d in spec.devices]
+    idle_time, images = IdleTime(), SharedImages()  # the MCUs' images: one copy each
+    devices = [
+        _Device(d, spec, on_report, idle_time=idle_time, images=images) for d in spec.devices
+    ]
     for device in devices:
         hub.add_device(device.spec.device_id, tags=device.spec.tags, twin=device.twin)
     runs = [asyncio.ensure_future(d.run(spec.plan.max_boots)) for d in devices]
@@ -240,6 +279,7 @@ async def run_shard(spec: ShardSpec, *, on_report: ReportHook | None = None) -> 
             if not device.stop.done():
                 device.stop.set_result("stopped")
         results = await asyncio.gather(*runs, return_exceptions=True)
+        await idle_time.close()
         rss.stop()
     for r in results:
         if isinstance(r, BaseException):
@@ -254,6 +294,7 @@ async def run_shard(spec: ShardSpec, *, on_report: ReportHook | None = None) -> 
         rss_idle=rss_idle,
         rss_peak=max(rss_end, rss.peak, rss_idle),
         rss_end=rss_end,
+        flash_bytes=sum(d.sim.chip.array.resident_bytes() for d in devices if d.sim.chip),
         timeout_extensions=sum(d.clock.extensions for d in devices),
     )
 
@@ -269,11 +310,17 @@ async def _connected(devices: list[_Device], runs: Sequence[asyncio.Future[None]
 
 def _evaluate_waves(hub: Hub, waves: tuple[Wave, ...], devices: dict[str, _Device]) -> None:
     """Create each wave's configuration and evaluate it; a device it writes to has been
-    idle until the wave's hub time, so its clock moves there before the patch arrives."""
+    idle until the wave's hub time, so its clock moves there before the patch is sent
+    (a twin channel that delays the patch counts from then)."""
     for wave in waves:
         hub.create_configuration(Configuration.from_json(wave.configuration))
+        due = [d for d in devices.values() if d.spec.wave == wave.index]
+        for device in due:
+            device.wake_at(wave.hub_time_s)
+        woken = {d.spec.device_id for d in due}
         for device_id in hub.evaluate():
-            devices[device_id].wake_at(wave.hub_time_s)
+            if device_id not in woken:  # a configuration reached beyond its group
+                devices[device_id].wake_at(wave.hub_time_s)
 
 
 async def _until_settled(

@@ -7,8 +7,10 @@ azure-storage-blob) publishes one release per group to the project's blob server
 an in-process IoT Hub (one replica per shard) evaluates each wave. ``--outage`` takes
 the storage account down for a window of device time; ``--cut-rate`` cuts each device's
 power at random (Poisson, per device-hour of device time); ``--faults`` adds a blob
-server fault plan. Exit status 0 when every targeted device applied exactly the
-published image and nothing else was touched, 1 otherwise, 2 for bad arguments.
+server fault plan, and its ``"twin"`` section twin-channel faults on each device's twin
+(:mod:`sim.campaign.twin_channel`). Exit status 0 when every targeted device applied
+exactly the published image and nothing else was touched, 1 otherwise, 2 for bad
+arguments.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,7 @@ from sim.campaign.herd import Herd, herd
 from sim.campaign.plan import CampaignPlan, parse_groups, parse_outage
 from sim.campaign.progress import LiveStatus
 from sim.campaign.report import MiB, write_report
+from sim.campaign.twin_channel import FleetTwinFault, parse_twin_section
 from sim.cloud.faults.plan import FaultPlan
 
 DEFAULTS: dict[str, Any] = {
@@ -61,9 +65,9 @@ def parse_size(text: str) -> int:
         raise ValueError(f"--image-size must be bytes, or N K / N M, got {text!r}") from None
 
 
-def load_faults(path: str) -> tuple[FaultPlan, tuple[dict[str, Any], ...]]:
-    """A blob server fault plan file; a ``"twin"`` section (twin-channel faults) is split
-    off and returned apart."""
+def load_faults(path: str) -> tuple[FaultPlan, tuple[FleetTwinFault, ...]]:
+    """A blob server fault plan file; its ``"twin"`` section (twin-channel faults,
+    :mod:`sim.campaign.twin_channel`) is split off and returned apart."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -72,11 +76,9 @@ def load_faults(path: str) -> tuple[FaultPlan, tuple[dict[str, Any], ...]]:
         raise ValueError(f"--faults: {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"--faults: {path} must hold a JSON object")
-    twin = data.pop("twin", [])
-    if not isinstance(twin, list) or not all(isinstance(r, dict) for r in twin):
-        raise ValueError(f"--faults: {path}: 'twin' must be a list of rule objects")
     try:
-        return FaultPlan.from_dict(data), tuple(twin)
+        twin = parse_twin_section(data.pop("twin", []))
+        return FaultPlan.from_dict(data), twin
     except ValueError as exc:
         raise ValueError(f"--faults: {path}: {exc}") from None
 
@@ -102,7 +104,11 @@ def parser(prog: str, defaults: dict[str, Any]) -> argparse.ArgumentParser:
         default=CampaignPlan.wave_interval_s,
         help="hub seconds between waves (IoT Hub evaluates every 300 s)",
     )
-    p.add_argument("--faults", metavar="PLAN", help="blob server fault plan (JSON)")
+    p.add_argument(
+        "--faults",
+        metavar="PLAN",
+        help="blob server fault plan (JSON); its 'twin' section: twin-channel faults",
+    )
     p.add_argument(
         "--cut-rate",
         type=float,
@@ -145,11 +151,6 @@ def options(argv: list[str], *, prog: str, defaults: dict[str, Any]) -> Options:
     args = p.parse_args(argv)
     try:
         faults, twin = load_faults(args.faults) if args.faults else (FaultPlan(), ())
-        if twin:
-            raise ValueError(
-                "--faults: the plan's 'twin' section (twin-channel faults) needs fault support "
-                "in the in-process twin, which this campaign does not have yet"
-            )
         outage = None
         if args.outage is not None and args.outage.lower() != "none":
             outage = parse_outage(args.outage)
@@ -250,11 +251,19 @@ def print_summary(result: CampaignResult, found: Herd | None, out: Any) -> None:
         f"({sum(a.outcome == 'outage' for a in result.arrivals)} refused by the outage)",
         file=out,
     )
+    if plan.twin_faults:
+        fired = result.twin_faults_fired()
+        hit = sum(1 for d in result.devices if d.twin_faults)
+        kinds = ", ".join(f"{k} {n}" for k, n in fired.items()) or "none"
+        print(
+            f"  twin faults        {sum(fired.values())} fired on {hit} devices ({kinds})",
+            file=out,
+        )
     print(f"  device time        {device_s:.1f} s; wall time {result.wall_s:.1f} s", file=out)
     print(
         f"  RSS per device     {result.rss_per_device(phase='idle') / MiB:.2f} MiB idle, "
-        f"{result.rss_per_device(phase='peak') / MiB:.2f} MiB at peak "
-        f"(image {plan.image_size / MiB:.2f} MiB)",
+        f"{result.rss_per_device(phase='peak') / MiB:.2f} MiB at peak; its flash holds "
+        f"{result.flash_per_device() / MiB:.2f} MiB (image {plan.image_size / MiB:.2f} MiB)",
         file=out,
     )
     for config_id, m in result.metrics.items():
@@ -273,6 +282,9 @@ def main(
     argv: list[str], *, prog: str = "python -m sim campaign", defaults: dict[str, Any] | None = None
 ) -> int:
     opts = options(argv, prog=prog, defaults=defaults or DEFAULTS)
+    # A fleet's twin links warn on every first failure of a call: with twin faults, one
+    # line per device and fault; the report counts them (summary.json, twin_faults_fired).
+    logging.getLogger("agent.twin_link").setLevel(logging.ERROR)
     out = sys.stdout
     try:
         result, found = asyncio.run(campaign(opts, out))

@@ -175,14 +175,6 @@ def test_bad_arguments_exit_2_with_one_line_naming_them(capsys, argv, named):
     assert named in err[-1] and "Traceback" not in "".join(err)
 
 
-def test_a_twin_fault_section_is_refused_until_the_twin_supports_it(capsys, tmp_path):
-    plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"rules": [], "twin": [{"fault": "drop_connection"}]}))
-    with pytest.raises(SystemExit):
-        main(["--faults", str(plan)])
-    assert "twin-channel faults" in capsys.readouterr().err
-
-
 def test_a_blob_fault_plan_applies_to_the_devices_but_not_the_operators_upload(tmp_path):
     """Half of all requests of any method answered 503 with Retry-After: the devices get
     through; the operator's uploads (PUT) went in before the plan went live, or the deploy

@@ -3,6 +3,8 @@
 import pytest
 
 from sim.campaign.plan import CampaignPlan, Group, Outage, parse_groups, parse_outage
+from sim.campaign.twin_channel import FleetTwinFault
+from sim.cloud.twin_faults import TwinFault
 from sim.tools.campaign import parse_size
 
 pytestmark = pytest.mark.sim
@@ -69,3 +71,18 @@ def test_a_bad_field_is_refused_naming_it(kwargs, named):
 def test_bad_group_forms_are_refused(text):
     with pytest.raises(ValueError, match="--groups"):
         parse_groups(text)
+
+
+def test_twin_faults_must_be_rules_and_a_share_hits_about_that_fraction_of_the_fleet():
+    with pytest.raises(ValueError, match="FleetTwinFault"):
+        CampaignPlan(twin_faults=({"fault": "duplicate_desired"},))
+    rule = FleetTwinFault(TwinFault("duplicate_desired"), share=0.25)
+    hits = [rule.hits(seed=1, rule=0, device_id=f"gw-{i}", device_index=i) for i in range(2000)]
+    assert 0.22 < sum(hits) / len(hits) < 0.28
+    assert hits == [
+        rule.hits(seed=1, rule=0, device_id=f"gw-{i}", device_index=i) for i in range(2000)
+    ]
+    # another rule of the same share hits another set: draws are per rule
+    other = [rule.hits(seed=1, rule=1, device_id=f"gw-{i}", device_index=i) for i in range(2000)]
+    assert other != hits
+    assert FleetTwinFault.from_json(rule.to_json()) == rule

@@ -2,10 +2,14 @@
 
 Each row is one campaign in a fresh process (so its memory figures are its own): N
 devices, one wave, a 1 MiB image by default, no faults, cuts or outage. Printed per row:
-wall time of the rollout and devices per second of wall time; resident memory per device
-while idle before the rollout (booted, blank flash), and after it (idle again, holding
-the image) beyond the image itself; the process's peak. Then the growth from the first
-row: wall time and memory per device relative to it (linear growth keeps both at 1.0).
+wall time of the campaign (publish and rollout) and devices per second of wall time;
+resident memory per device while idle before the rollout (booted, blank flash), and after
+it (idle again, holding the image) beyond the image itself; what each device's flash
+then holds (the image, littlefs's metadata and the blocks it wrote and freed); the
+process's peak. Then the growth from the first row: wall time and memory per device
+relative to it (linear growth keeps both at 1.0). With ``--repeat K`` every row runs K
+times and each figure is the median; the load average is printed before and after, since
+the machine may be shared.
 
 Targets (issue 12): <= 1 MiB of RSS per idle device beyond its image; 1,000 devices with
 a 1 MiB image in under 2 minutes; linear growth. The 1,000 row needs ``--large`` (and
@@ -16,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 from typing import Any
@@ -58,6 +64,7 @@ def one(devices: int, image_size: int, workers: int | None) -> dict[str, Any]:
         "idle_after": sum(s.rss_end - s.rss_start for s in shards) / devices,
         "peak": sum(s.rss_peak - s.rss_start for s in shards) / devices,
         "process_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "flash": sum(s.flash_bytes for s in shards) / devices,
         "extensions": sum(s.timeout_extensions for s in shards),
         "device_time_s": max(d.device_time_s for d in result.devices),
     }
@@ -98,6 +105,7 @@ def main(argv: list[str]) -> int:
         default=",".join(map(str, SIZES)),
         help="fleet sizes of the rows, comma-separated (default 10,100)",
     )
+    p.add_argument("--repeat", type=int, default=1, help="runs per row; figures are medians")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one is not None:
@@ -109,9 +117,12 @@ def main(argv: list[str]) -> int:
             raise ValueError
     except ValueError:
         p.error(f"--sizes must be positive integers separated by commas, got {args.sizes!r}")
+    if args.repeat < 1:
+        p.error(f"--repeat must be at least 1, got {args.repeat}")
+    load_before = os.getloadavg()
     rows: list[dict[str, Any]] = []
     for n in (*sizes, *((LARGE,) if args.large else ())):
-        if n == LARGE:
+        if rows and n >= LARGE:
             need = rows[-1]["peak"] * n * 1.3 + 512 * MiB
             if need > _available():
                 print(
@@ -119,35 +130,56 @@ def main(argv: list[str]) -> int:
                     f"and {_available() / 2**30:.1f} GiB are free"
                 )
                 break
-        rows.append(_child(n, args.image_size, args.workers))
-    _print(rows, args.image_size, args.workers)
+        runs = [_child(n, args.image_size, args.workers) for _ in range(args.repeat)]
+        rows.append(_median(runs))
+    _print(rows, args.image_size, args.workers, args.repeat)
+    print(f"  load average (1 min) {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after")
     return 0 if all(r["ok"] for r in rows) else 1
 
 
-def _print(rows: list[dict[str, Any]], image_size: int, workers: int | None) -> None:
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over the runs of one row (``ok`` only if every run was)."""
+    row: dict[str, Any] = {"devices": runs[0]["devices"], "ok": all(r["ok"] for r in runs)}
+    for key, value in runs[0].items():
+        if key not in row and isinstance(value, int | float):
+            row[key] = statistics.median(r[key] for r in runs)
+    row["wall_runs"] = [r["wall_s"] for r in runs]
+    return row
+
+
+def _print(rows: list[dict[str, Any]], image_size: int, workers: int | None, repeat: int) -> None:
     where = f"Dask LocalCluster, {workers} workers" if workers else "in process"
-    print(f"campaign scaling, {image_size / MiB:g} MiB image, one wave, no faults ({where})")
+    runs = f", medians of {repeat} runs" if repeat > 1 else ""
+    print(f"campaign scaling, {image_size / MiB:g} MiB image, one wave, no faults ({where}{runs})")
     print(
         f"  {'devices':>7} {'wall s':>8} {'dev/s':>7} {'RSS/dev idle':>13} "
-        f"{'after, -image':>14} {'peak/dev':>9} {'process peak':>13} {'wall/dev x':>10} "
-        f"{'RSS/dev x':>9}"
+        f"{'after, -image':>14} {'flash/dev':>10} {'peak/dev':>9} {'process peak':>13} "
+        f"{'wall/dev x':>10} {'RSS/dev x':>9}"
     )
     base = rows[0]
     for r in rows:
         n = r["devices"]
         per_wall = (r["wall_s"] / n) / (base["wall_s"] / base["devices"])
         per_rss = r["peak"] / base["peak"]
+        after = (r["idle_after"] - image_size) / MiB
         print(
             f"  {n:>7} {r['wall_s']:>8.2f} {n / r['wall_s']:>7.1f} "
-            f"{r['idle_before'] / MiB:>9.2f} MiB {(r['idle_after'] - image_size) / MiB:>10.2f} MiB "
-            f"{r['peak'] / MiB:>5.2f} MiB {r['process_peak'] / 2**30:>9.2f} GiB "
-            f"{per_wall:>10.2f} {per_rss:>9.2f}" + ("" if r["ok"] else "  NOT every device applied")
+            f"{r['idle_before'] / MiB:>9.2f} MiB {after:>10.2f} MiB "
+            f"{r['flash'] / MiB:>6.2f} MiB {r['peak'] / MiB:>5.2f} MiB "
+            f"{r['process_peak'] / 2**30:>9.2f} GiB {per_wall:>10.2f} {per_rss:>9.2f}"
+            + ("" if r["ok"] else "  NOT every device applied")
         )
+    if repeat > 1:
+        walls = "; ".join(
+            f"{r['devices']}: " + ", ".join(f"{w:.1f}" for w in r["wall_runs"]) for r in rows
+        )
+        print(f"  wall s of each run: {walls}")
     last = rows[-1]
     beyond = last["idle_after"] - image_size
     print(
         f"  target <= 1 MiB RSS per idle device beyond its image: "
-        f"{beyond / MiB:.2f} MiB, {'met' if beyond <= RSS_TARGET else 'not met'}"
+        f"{beyond / MiB:.2f} MiB, {'met' if beyond <= RSS_TARGET else 'not met'} "
+        f"(its flash holds {(last['flash'] - image_size) / MiB:.2f} MiB of it)"
     )
     large = [r for r in rows if r["devices"] == LARGE]
     if large:
