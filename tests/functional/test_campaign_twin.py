@@ -9,6 +9,7 @@ agent's promise that no report is ever dropped (``agent/twin_link.py``).
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
@@ -156,3 +157,22 @@ def test_a_bad_twin_section_exits_2_with_one_line_naming_it(tmp_path, capsys, tw
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert named in err[-1] and "Traceback" not in "".join(err)
+
+
+def test_the_shipped_hostile_hub_plan_fires_every_fault_it_names_and_the_fleet_applies(
+    tmp_path, capsys
+):
+    """``fixtures/campaigns/hostile-hub.json`` (the campaign doc's example): blob lies and
+    every twin rule it holds, each hitting part of the fleet; every targeted device still
+    ends applied with the hub agreeing."""
+    path = Path(__file__).resolve().parents[2] / "fixtures" / "campaigns" / "hostile-hub.json"
+    named = {rule["fault"] for rule in json.loads(path.read_text())["twin"]}
+    report = tmp_path / "r"
+    argv = ["--devices", "40", "--image-size", "64K", "--seed", "0", "--quiet"]
+    status = main([*argv, "--faults", str(path), "--report", str(report)])
+    assert status == 0, capsys.readouterr().out
+    summary = json.loads((report / "summary.json").read_text())
+    assert set(summary["totals"]["twin_faults_fired"]) == named
+    targeted = [d for d in summary["devices"] if d["wave"] is not None]
+    assert len(targeted) == 38
+    assert all(d["outcome"] == "applied" and d["image_ok"] for d in targeted)

@@ -195,12 +195,12 @@ def _print(rows: list[dict[str, Any]], image_size: int, workers: int | None, rep
             f"{est:.0f} s at the {last['devices']}-device rate, "
             f"{'met' if est < WALL_TARGET_S else 'not met'} if linear"
         )
-    growth = max(
-        abs(r["wall_s"] / r["devices"] / (base["wall_s"] / base["devices"]) - 1) for r in rows
-    )
-    linear = growth <= 0.25 and abs(last["peak"] / base["peak"] - 1) <= 0.25
+    # at most linear: a per-device cost that falls with N (a cluster's start-up spread
+    # over more devices) is not a miss; one that rises by more than 25% is
+    growth = max(r["wall_s"] / r["devices"] / (base["wall_s"] / base["devices"]) for r in rows)
+    linear = growth <= 1.25 and last["peak"] / base["peak"] <= 1.25
     print(
-        f"  linear growth (per-device wall and memory within 25% of the "
+        f"  linear growth (per-device wall and memory at most 25% above the "
         f"{base['devices']}-device row): {'met' if linear else 'not met'}"
     )
 
