@@ -229,6 +229,17 @@ class FaultyTwin(InProcessTwin):
         self._wakers.add(task)
         task.add_done_callback(self._wakers.discard)
 
+    def cancel_wakers(self) -> None:
+        """Drop the wake-ups still scheduled on the network (the run using this twin is
+        over: nothing it owed the device can arrive any more)."""
+        for task in list(self._wakers):
+            task.cancel()
+        self._wakers.clear()
+
+    async def close(self) -> None:
+        self.cancel_wakers()
+        await super().close()
+
     def _release(self, patch: dict[str, Any]) -> None:
         super()._send(patch)
         if self.faults.take("duplicate_desired", self.device_id) is not None:

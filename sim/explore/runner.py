@@ -34,6 +34,7 @@ from sim.chip.w25q128 import W25Q128, ChipSnapshot
 from sim.clock import VirtualClock
 from sim.cloud.blobserver import BlobServer
 from sim.cloud.faults.plan import FaultPlan
+from sim.cloud.faulty_twin import FaultyTwin
 from sim.device import SIM_SPI_HZ, SimDevice, reported_status
 from sim.explore.channel import break_channel
 from sim.explore.flash_faults import rot_image_bits, stick_bits
@@ -190,6 +191,9 @@ class Run:
             return splice(self, joined.checkpoint, self.rejoin.clean)
         except Exception as exc:  # an agent crash is a finding, not a harness failure
             crash = f"{type(exc).__name__}: {exc}"
+        finally:
+            if isinstance(self.twin, FaultyTwin):
+                self.twin.cancel_wakers()  # what the channel still owed can no longer arrive
         return self.check(reached, crash, t0)
 
     # -- 1. stage ------------------------------------------------------------------------

@@ -183,3 +183,20 @@ async def test_a_device_that_went_away_is_not_reconnected_by_its_client():
     clock.advance(60.0)
     twin.tick()
     assert not twin.connected and twin.next_due() is None
+
+
+async def test_closing_cancels_the_wake_up_of_a_patch_still_held():
+    """A delayed patch waits on the virtual network (sim/loopback.py); a twin closed
+    before it falls due leaves no task behind, which garbage-collected while pending is
+    asyncio's "Task was destroyed but it is pending!" on a long fuzz run's stderr."""
+    clock = VirtualClock()
+    clock.attach_network()
+    twin = FaultyTwin(clock=clock)
+    twin.arm([TwinFault("delay_desired", delay_s=600.0)])
+    twin.on_desired_patch(lambda patch: None)
+    await twin.connect()
+    twin.patch_desired({"a": 1})
+    (waker,) = twin._wakers
+    await twin.close()
+    await settle()
+    assert waker.cancelled() and not twin._wakers
