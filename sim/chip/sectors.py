@@ -17,7 +17,7 @@ slice assignment, ``bytes()``, ``find``): the chip model's ``array`` test backdo
 from __future__ import annotations
 
 import mmap
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import overload
 
 from agent.w25q128jv import SECTOR
@@ -26,6 +26,22 @@ ERASED_SECTOR = b"\xff" * SECTOR
 _SHIFT = SECTOR.bit_length() - 1
 _MASK = SECTOR - 1
 _Bytes = bytes | bytearray | memoryview | mmap.mmap
+
+
+def read_sectors(sectors: Sequence[bytes | bytearray], addr: int, n: int) -> bytes:
+    """``n`` bytes from ``addr`` of a list of sectors (a live array's or a snapshot's);
+    the caller checks the range."""
+    off = addr & _MASK
+    if off + n <= SECTOR:  # littlefs never reads across a block (= sector) boundary
+        data = sectors[addr >> _SHIFT]
+        return data[off : off + n] if type(data) is bytes else bytes(data[off : off + n])
+    out, end = bytearray(), addr + n
+    while addr < end:
+        off = addr & _MASK
+        take = min(SECTOR - off, end - addr)
+        out += sectors[addr >> _SHIFT][off : off + take]
+        addr += take
+    return bytes(out)
 
 
 class SectorArray:
@@ -66,18 +82,7 @@ class SectorArray:
 
     def read(self, addr: int, n: int) -> bytes:
         """``n`` bytes from ``addr`` (within the array; the caller checks the range)."""
-        off = addr & _MASK
-        if off + n <= SECTOR:
-            data = self.sectors[addr >> _SHIFT]
-            return data[off : off + n] if type(data) is bytes else bytes(data[off : off + n])
-        out = bytearray()
-        sectors, end = self.sectors, addr + n
-        while addr < end:
-            off = addr & _MASK
-            take = min(SECTOR - off, end - addr)
-            out += sectors[addr >> _SHIFT][off : off + take]
-            addr += take
-        return bytes(out)
+        return read_sectors(self.sectors, addr, n)
 
     def writable(self, index: int) -> bytearray:
         """Sector ``index`` as a private ``bytearray``, copied first if it is shared."""

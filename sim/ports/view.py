@@ -12,10 +12,7 @@ error). :class:`ArrayView` reads either a live :class:`sim.chip.sectors.SectorAr
 from __future__ import annotations
 
 from agent.w25q128jv import SECTOR
-from sim.chip.sectors import SectorArray
-
-_SHIFT = SECTOR.bit_length() - 1
-_MASK = SECTOR - 1
+from sim.chip.sectors import SectorArray, read_sectors
 
 
 class ReadOnlyFlash(Exception):
@@ -42,18 +39,8 @@ class ArrayView:
     def read(self, addr: int, n: int) -> bytes:
         if addr < 0 or n < 0 or addr + n > self.size:
             raise ValueError(f"read: {addr:#x}+{n:#x} lies outside the flash")
-        sectors = self._sectors
-        if sectors is not None:
-            off = addr & _MASK
-            if off + n <= SECTOR:  # littlefs never reads across a block (= sector) boundary
-                return sectors[addr >> _SHIFT][off : off + n]
-            out, end = bytearray(), addr + n
-            while addr < end:
-                off = addr & _MASK
-                take = min(SECTOR - off, end - addr)
-                out += sectors[addr >> _SHIFT][off : off + take]
-                addr += take
-            return bytes(out)
+        if self._sectors is not None:
+            return read_sectors(self._sectors, addr, n)
         assert self._array is not None
         return self._array.read(addr, n)
 
