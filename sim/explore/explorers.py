@@ -25,7 +25,7 @@ import dataclasses
 import gc
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ from agent.protocol import AgentFactory
 from agent.w25q128jv import STATE_CHANGING, WRITE_STATUS, Op
 from sim.chip.w25q128 import W25Q128, ChipSnapshot
 from sim.cloud.blobserver import BlobServer
-from sim.explore.invariants import Violation, check_all
+from sim.explore.invariants import Violation, check_all, checked
 from sim.explore.rejoin import Checkpoint, RejoinPlan
 from sim.explore.result import ScenarioResult
 from sim.explore.runner import StartState, run_scenario
@@ -234,13 +234,18 @@ class Explorer:
         *,
         agent_factory: AgentFactory | None = None,
         full_sample: float = DEFAULT_FULL_SAMPLE,
+        invariants: Collection[str] | None = None,
     ) -> None:
         """``server``: a blob server running on this event loop; without one, the explorer
         runs its own for the length of each :meth:`explore` (or of ``async with``). The
         server must share the runs' loop: loopback time is virtual (:mod:`sim.loopback`)
-        and judges quiet by that loop alone."""
+        and judges quiet by that loop alone. ``invariants``: the names of those to check
+        (:data:`sim.explore.invariants.INVARIANTS`; all by default), e.g. without
+        ``readable-record`` for an agent that keeps a record of its own format at this
+        project's record path."""
         if not 0.0 <= full_sample <= 1.0:
             raise ValueError(f"full_sample must lie in [0, 1], got {full_sample!r}")
+        self.invariants = None if invariants is None else checked(invariants)
         if scenario.fault_plan.get("rules") or scenario.late_upload_at_request:
             raise ValueError("the systematic explorers take scenarios without network faults")
         self.scenario = dataclasses.replace(scenario, cuts=())
@@ -375,7 +380,7 @@ class Explorer:
                 )
         clean = await self.prepare()
         found = Exploration(schedule, len(clean.ops))
-        base = check_all(clean.result)
+        base = check_all(clean.result, self.invariants)
         if base:
             found.findings.append(Finding(self.scenario, tuple(base)))
             if stop_at_first:
@@ -389,7 +394,7 @@ class Explorer:
                 break
             scenario, result = await self.cut_run(i, f, j)
             found.runs += 1
-            violations = check_all(result)
+            violations = check_all(result, self.invariants)
             if violations:
                 found.findings.append(Finding(scenario, tuple(violations)))
                 if stop_at_first:

@@ -11,7 +11,7 @@ To put your own agent under :func:`sim_device` and :func:`explorer`, override
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -113,13 +113,20 @@ def explorer(agent_factory: AgentFactory) -> Callable[..., Explorer]:
     of one scenario for the agent from ``agent_factory``, with a blob server of its own
     on the loop it runs in. Then ``await ex.explore("log")`` (or ``linear``, ``torn``,
     ``exhaustive``) and read ``.findings``; every cut run is judged by
-    :func:`sim.explore.invariants.check_all`."""
+    :func:`sim.explore.invariants.check_all` (``invariants=NAMES``: by those only)."""
     from sim.explore.explorers import Explorer
     from sim.explore.scenario import Scenario
 
-    def make(scenario: Scenario | None = None, **fields: Any) -> Explorer:
+    def make(
+        scenario: Scenario | None = None,
+        *,
+        invariants: Collection[str] | None = None,
+        **fields: Any,
+    ) -> Explorer:
         if scenario is not None and fields:
             raise TypeError("explorer(): give a Scenario or its fields, not both")
-        return Explorer(scenario or Scenario(**fields), agent_factory=agent_factory)
+        return Explorer(
+            scenario or Scenario(**fields), agent_factory=agent_factory, invariants=invariants
+        )
 
     return make

@@ -2,6 +2,8 @@
 after every cut", sim/explore/invariants.py): judged on hand-made records of what each
 boot found, and the look itself, which never touches the chip through its SPI port."""
 
+import re
+
 import pytest
 
 from agent.flash import SpiFlash
@@ -10,7 +12,10 @@ from agent.staging import OTA_DIR, RECORD_PATH
 from agent.storage import Storage
 from sim.chip.w25q128 import W25Q128
 from sim.clock import VirtualClock
-from sim.explore.invariants import RECORD, record_readable
+from sim.cloud.blobserver import BlobServer
+from sim.explore.explorers import Explorer
+from sim.explore.invariants import INVARIANTS, RECORD, check_all, record_readable
+from sim.explore.mutants import MUTANTS
 from sim.explore.records import look
 from sim.explore.result import FsCheck, RecordCheck, ScenarioResult
 from sim.explore.scenario import Scenario
@@ -80,3 +85,50 @@ def test_the_look_costs_no_device_time_and_no_spi_command():
     ops, now = dict(chip.counters.ops), clock.monotonic()
     assert look(5, array=chip.array) == RecordCheck(5, True, True)
     assert dict(chip.counters.ops) == ops and clock.monotonic() == now
+
+
+def test_check_all_judges_by_the_named_invariants_only():
+    broken = result(RecordCheck(1, True, True), RecordCheck(2, False, False, "not JSON"))
+    assert RECORD in {v.invariant for v in check_all(broken)}
+    assert [v.invariant for v in check_all(broken, {RECORD})] == [RECORD]
+    assert RECORD not in {v.invariant for v in check_all(broken, set(INVARIANTS) - {RECORD})}
+
+
+@pytest.mark.parametrize(
+    ("names", "named"),
+    [
+        ({"readable-recrod"}, "unknown invariant(s) 'readable-recrod'; known: integrity"),
+        ("readable-record", "a collection of names, got the string"),
+    ],
+)
+def test_an_unknown_invariant_name_is_refused_naming_it(names, named):
+    with pytest.raises(ValueError, match=re.escape(named)):
+        check_all(result(), names)
+    with pytest.raises(ValueError, match=re.escape(named)):
+        Explorer(Scenario(), invariants=names)
+
+
+async def test_an_explorer_without_readable_record_lets_a_record_of_another_format_pass():
+    """An agent keeping a record of its own format at this project's path (here: the
+    record_in_place mutant's empty file after a cut) is judged by the other invariants."""
+    kill = MUTANTS["record_in_place"].kill
+    assert kill.explore is not None
+
+    async def invariants_broken(names):
+        async with BlobServer() as server:
+            factory = MUTANTS["record_in_place"].factory()
+            explorer = Explorer(kill.explore, server, agent_factory=factory, invariants=names)
+            await explorer.prepare()
+            found = await explorer.explore("linear", max_runs=kill.last)
+        return {v.invariant for f in found.findings for v in f.violations}
+
+    assert RECORD in await invariants_broken(None)
+    assert await invariants_broken(set(INVARIANTS) - {RECORD}) == set()
+
+
+def test_the_plugins_explorer_fixture_takes_the_invariants_to_check(explorer):
+    assert explorer(image_size=4096, invariants={RECORD, "integrity"}).invariants == (
+        "integrity",
+        RECORD,
+    )
+    assert explorer(image_size=4096).invariants is None
