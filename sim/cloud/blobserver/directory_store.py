@@ -37,6 +37,7 @@ from sim.cloud.blobserver.store import (
     BlobChanged,
     BlobView,
     BlobWriter,
+    PutByWriter,
     StoredBlob,
     check_blob_name,
     check_container_name,
@@ -154,7 +155,7 @@ class _FileWriter:
             self._tmp.unlink()
 
 
-class DirectoryStore:
+class DirectoryStore(PutByWriter):
     """Blobs as files under ``root`` (see the module doc); metadata cached by identity."""
 
     def __init__(
@@ -228,19 +229,6 @@ class DirectoryStore:
         if not self.has_container(container):
             raise BlobError(404, "ContainerNotFound")
         return _FileWriter(self, container, name, self._container_dir(container))
-
-    def put(
-        self,
-        container: str,
-        name: str,
-        data: bytes,
-        *,
-        content_type: str = "application/octet-stream",
-        content_md5: bytes | None = None,
-    ) -> StoredBlob:
-        writer = self.writer(container, name)
-        writer.write(bytes(data))
-        return writer.commit(content_type=content_type, content_md5=content_md5)
 
     def delete(self, container: str, name: str) -> bool:
         path = self._path(container, name)

@@ -17,6 +17,7 @@ from sim.cloud.blobserver.staged_blocks import StagedBlocks
 from sim.cloud.blobserver.store import (
     BlobView,
     BlobWriter,
+    PutByWriter,
     StoredBlob,
     check_blob_name,
     check_container_name,
@@ -60,7 +61,7 @@ class _MemoryWriter:
         self._buffer = bytearray()
 
 
-class MemoryStore:
+class MemoryStore(PutByWriter):
     """Blobs in a dict; ETags from a counter, so every write gets a new one."""
 
     def __init__(self, staged_blocks: StagedBlocks | None = None) -> None:
@@ -89,19 +90,6 @@ class MemoryStore:
         if container not in self._containers:
             raise BlobError(404, "ContainerNotFound")
         return _MemoryWriter(self, container, name)
-
-    def put(
-        self,
-        container: str,
-        name: str,
-        data: bytes,
-        *,
-        content_type: str = "application/octet-stream",
-        content_md5: bytes | None = None,
-    ) -> StoredBlob:
-        writer = self.writer(container, name)
-        writer.write(bytes(data))
-        return writer.commit(content_type=content_type, content_md5=content_md5)
 
     def _commit(
         self,

@@ -106,6 +106,27 @@ class BlobWriter(Protocol):
     def abort(self) -> None: ...
 
 
+class PutByWriter:
+    """``put`` as one write through the store's own :meth:`writer` (both stores' way)."""
+
+    def writer(self, container: str, name: str) -> BlobWriter:
+        raise NotImplementedError
+
+    def put(
+        self,
+        container: str,
+        name: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        content_md5: bytes | None = None,
+    ) -> StoredBlob:
+        """Store ``data`` whole as ``name`` (a Put Blob), replacing what was there."""
+        writer = self.writer(container, name)
+        writer.write(bytes(data))
+        return writer.commit(content_type=content_type, content_md5=content_md5)
+
+
 class BlobStore(Protocol):
     """The storage the server's handlers use; both stores hold staged blocks in memory."""
 
