@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import hashlib
 import random
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -248,38 +247,6 @@ async def run_fleet(plan: FleetPlan) -> FleetResult:
         evaluations=evaluations,
         hub_time_s=fleet.clock.monotonic(),
         wall_s=wall,
-    )
-
-
-def print_result(result: FleetResult, out: Any = None) -> None:
-    out = out or sys.stdout
-    print("devices", file=out)
-    print(
-        f"  {'device':<7} {'product':<8} {'group':<11} {'desired':>7} {'status':<12} "
-        f"{'MCU':>3} {'image':<5} {'boots':>5} {'retries':>7} {'device time':>11}",
-        file=out,
-    )
-    for o in result.outcomes:
-        desired = "-" if o.desired_version is None else str(o.desired_version)
-        print(
-            f"  {o.device_id:<7} {o.tags.get('productType', '-'):<8} "
-            f"{o.tags.get('deviceGroup', '-'):<11} {desired:>7} {o.status or '-':<12} "
-            f"{o.installed_version:>3} {'ok' if o.image_ok else 'BAD':<5} {o.boots:>5} "
-            f"{o.interruptions:>7} {o.device_time_s:>9.2f} s",
-            file=out,
-        )
-    print("configurations", file=out)
-    for config_id, m in result.metrics.items():
-        counts = ", ".join(f"{k}={v}" for k, v in m.queries.items() if v) or "none"
-        print(
-            f"  {config_id:<7} targeted={m.targeted_count} applied={m.applied_count}  "
-            f"reported: {counts}",
-            file=out,
-        )
-    print(
-        f"hub evaluations {result.evaluations} ({result.hub_time_s:.0f} s of hub time), "
-        f"wall time {result.wall_s:.2f} s",
-        file=out,
     )
 
 
